@@ -1,0 +1,31 @@
+# The two commands a newcomer needs:  make demo   and   make test
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.PHONY: install demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# CPU torch first: an unpinned torch would pull gigabytes of CUDA packages
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install  ## load the demo data, build the indexes, show a match
+	$(VENV)/bin/refmatch demo --fresh
+	$(VENV)/bin/refmatch index status
+	$(VENV)/bin/refmatch match IE-0004 -k 3
+
+test: install  ## the test suite (what CI runs)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check refmatch tests scripts
+	$(VENV)/bin/ruff format --check refmatch tests scripts
+
+clean:
+	rm -rf $(VENV) refmatch.db refmatch.db-wal refmatch.db-shm indexes/*.faiss indexes/*.json

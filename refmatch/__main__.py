@@ -1,0 +1,3 @@
+from refmatch.cli import main
+
+main()

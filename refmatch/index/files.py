@@ -1,0 +1,161 @@
+"""Atomic save / checked load of a FAISS index and its JSON manifest.
+
+The index file is a rebuildable cache of SQLite; the manifest says what it
+describes (the caller's keys: model, data version, ...) plus facts about the
+file itself (kind, dim, count, library versions, sha256). Both are written to
+temporary files in the same directory, fsynced, then renamed into place: the
+index first, the manifest last. A crash therefore leaves either the old pair,
+or a new index beside the old manifest, which the checksum exposes as stale.
+Assumes a single writer per (directory, name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from refmatch.errors import InvalidInput, StaleIndex
+from refmatch.index.faiss_index import FaissIndex
+
+__all__ = ["index_paths", "load_index", "save_index"]
+
+_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+_FILE_KEYS = ("kind", "dim", "count", "sha256", "index_file")
+
+
+def index_paths(directory: Path, name: str) -> tuple[Path, Path]:
+    """(``<name>.faiss``, ``<name>.manifest.json``) inside ``directory``."""
+    if not _NAME.fullmatch(name):
+        raise InvalidInput(f"invalid index name {name!r}: use letters, digits, '_', '-', '.'")
+    directory = Path(directory)
+    return directory / f"{name}.faiss", directory / f"{name}.manifest.json"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_path(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the renames durable; not every platform can open a directory."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_index(index: FaissIndex, directory: Path, name: str, manifest: dict[str, Any]) -> Path:
+    """Write ``<name>.faiss`` and ``<name>.manifest.json`` atomically; return the index path.
+
+    The returned manifest records ``kind``, ``dim``, ``count``, ``sha256``,
+    ``faiss_version``, ``numpy_version``, ``saved_at`` and ``index_params``
+    beside the caller's keys (which these override).
+    """
+    index_path, manifest_path = index_paths(directory, name)
+    directory = index_path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    temps: list[Path] = []
+    try:
+        tmp_index = _temp_path(directory, index_path.name, temps)
+        faiss.write_index(index.faiss_index, str(tmp_index))
+        _fsync_path(tmp_index)
+        full = dict(manifest)
+        full.update(
+            kind=index.kind,
+            dim=index.dim,
+            count=len(index),
+            sha256=_sha256(tmp_index),
+            index_file=index_path.name,
+            faiss_version=faiss.__version__,
+            numpy_version=np.__version__,
+            saved_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            index_params=index.params(),
+        )
+        tmp_manifest = _temp_path(directory, manifest_path.name, temps)
+        with open(tmp_manifest, "w", encoding="utf-8") as fh:
+            json.dump(full, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_index, index_path)
+        temps.remove(tmp_index)
+        os.replace(tmp_manifest, manifest_path)
+        temps.remove(tmp_manifest)
+        _fsync_dir(directory)
+    finally:
+        for tmp in temps:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+    return index_path
+
+
+def _temp_path(directory: Path, final_name: str, temps: list[Path]) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{final_name}.", suffix=".tmp")
+    os.close(fd)
+    temps.append(Path(tmp))
+    return Path(tmp)
+
+
+def load_index(directory: Path, name: str) -> tuple[FaissIndex, dict[str, Any]]:
+    """Load an index and its manifest, or raise ``StaleIndex`` saying why.
+
+    Refuses a missing or unreadable pair, and one whose checksum, count, dim or
+    kind disagree (a torn save, or a file replaced behind our back).
+    """
+    index_path, manifest_path = index_paths(directory, name)
+    where = f"index {name!r} in {index_path.parent}"
+    if not manifest_path.is_file() or not index_path.is_file():
+        missing = manifest_path if not manifest_path.is_file() else index_path
+        raise StaleIndex(f"{where} is missing ({missing.name}); rebuild the index")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StaleIndex(f"{where}: unreadable manifest ({exc}); rebuild the index") from exc
+    if not isinstance(manifest, dict) or any(key not in manifest for key in _FILE_KEYS):
+        raise StaleIndex(f"{where}: manifest lacks {', '.join(_FILE_KEYS)}; rebuild the index")
+    try:
+        actual_sha = _sha256(index_path)
+    except OSError as exc:
+        raise StaleIndex(f"{where}: unreadable index file ({exc}); rebuild the index") from exc
+    if actual_sha != manifest["sha256"]:
+        raise StaleIndex(
+            f"{where}: index file does not match its manifest (checksum differs; "
+            "an interrupted save?); rebuild the index"
+        )
+    try:
+        raw = faiss.read_index(str(index_path))
+        params = manifest.get("index_params") or {}
+        index = FaissIndex.from_faiss(raw, **params)
+    except (RuntimeError, InvalidInput, TypeError) as exc:
+        raise StaleIndex(f"{where}: cannot read index file ({exc}); rebuild the index") from exc
+    facts = {"kind": index.kind, "dim": index.dim, "count": len(index)}
+    for key, value in facts.items():
+        if manifest[key] != value:
+            raise StaleIndex(
+                f"{where}: manifest says {key}={manifest[key]!r} but the file has {value!r}; rebuild the index"
+            )
+    return index, manifest

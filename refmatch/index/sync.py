@@ -1,0 +1,220 @@
+"""Keep the FAISS indexes in step with the database: status, verify, incremental build.
+
+The manifest of each index lists the (id, content hash) pairs it holds, so the
+difference with the database is exact: which rows are missing, which were deleted,
+which changed text. Vectors come from the embedding cache, so a rebuild never
+re-embeds text it has seen.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from refmatch.embed.base import Encoder
+from refmatch.embed.cache import embed_texts
+from refmatch.errors import StaleIndex
+from refmatch.index.faiss_index import FaissIndex
+from refmatch.index.files import load_index, save_index
+from refmatch.store.db import data_version
+from refmatch.store.repo import indexed_texts, text_hash
+
+INDEX_NAMES = ("profiles", "needs")
+HASH_CHARS = 16
+
+
+@dataclass
+class IndexStatus:
+    name: str
+    exists: bool
+    model: str | None = None
+    expected_model: str | None = None
+    count: int = 0
+    expected_count: int = 0
+    missing: list[int] = field(default_factory=list)
+    deleted: list[int] = field(default_factory=list)
+    changed: list[int] = field(default_factory=list)
+    data_version: int | None = None
+    built_at: str | None = None
+    kind: str | None = None
+    problem: str | None = None
+
+    @property
+    def fresh(self) -> bool:
+        return (
+            self.exists
+            and self.problem is None
+            and self.model == self.expected_model
+            and not (self.missing or self.deleted or self.changed)
+        )
+
+    def describe(self) -> str:
+        if not self.exists:
+            return f"{self.name}: missing ({self.problem or 'not built'}); run 'refmatch index build'"
+        if self.problem:
+            return f"{self.name}: unusable ({self.problem}); run 'refmatch index build --full'"
+        if self.model != self.expected_model:
+            return (
+                f"{self.name}: built with model {self.model!r}, settings say {self.expected_model!r}; "
+                "run 'refmatch index build --full'"
+            )
+        if self.fresh:
+            return f"{self.name}: up to date ({self.count} vectors, {self.kind}, data version {self.data_version})"
+        parts = []
+        for label, ids in (("new", self.missing), ("deleted", self.deleted), ("changed", self.changed)):
+            if ids:
+                sample = ", ".join(str(i) for i in ids[:5]) + (" ..." if len(ids) > 5 else "")
+                parts.append(f"{len(ids)} {label} (ids {sample})")
+        return f"{self.name}: stale: {'; '.join(parts)}; run 'refmatch index build'"
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "fresh": self.fresh,
+            "exists": self.exists,
+            "model": self.model,
+            "count": self.count,
+            "expected_count": self.expected_count,
+            "kind": self.kind,
+            "data_version": self.data_version,
+            "built_at": self.built_at,
+            "new": len(self.missing),
+            "deleted": len(self.deleted),
+            "changed": len(self.changed),
+            "problem": self.problem,
+        }
+
+
+@dataclass
+class BuildReport:
+    name: str
+    added: int
+    removed: int
+    embedded: int
+    total: int
+    kind: str
+    rebuilt: bool
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def _desired(conn: sqlite3.Connection, name: str) -> tuple[np.ndarray, list[str], list[str]]:
+    ids, texts = indexed_texts(conn, name)
+    return np.asarray(ids, dtype=np.int64), texts, [text_hash(t)[:HASH_CHARS] for t in texts]
+
+
+def _diff(manifest: dict, ids: np.ndarray, hashes: list[str]) -> tuple[list[int], list[int], list[int]]:
+    have = dict(zip(manifest.get("item_ids", []), manifest.get("item_hashes", [])))
+    want = dict(zip(ids.tolist(), hashes))
+    missing = [i for i in want if i not in have]
+    deleted = [i for i in have if i not in want]
+    changed = [i for i, h in want.items() if i in have and have[i] != h]
+    return missing, deleted, changed
+
+
+def index_status(conn: sqlite3.Connection, index_dir: Path, name: str, model: str) -> IndexStatus:
+    ids, _, hashes = _desired(conn, name)
+    status = IndexStatus(name=name, exists=False, expected_model=model, expected_count=len(ids))
+    try:
+        index, manifest = load_index(index_dir, name)
+    except StaleIndex as exc:
+        status.exists = (Path(index_dir) / f"{name}.faiss").exists()
+        status.problem = str(exc) if status.exists else None
+        return status
+    status.exists = True
+    status.model = manifest.get("model")
+    status.count = len(index)
+    status.kind = index.kind
+    status.data_version = manifest.get("data_version")
+    status.built_at = manifest.get("built_at")
+    status.missing, status.deleted, status.changed = _diff(manifest, ids, hashes)
+    return status
+
+
+def build_index(
+    conn: sqlite3.Connection,
+    encoder: Encoder,
+    index_dir: Path,
+    name: str,
+    *,
+    hnsw_threshold: int,
+    full: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> BuildReport:
+    """Bring one index up to date, re-embedding only text the cache has not seen."""
+    ids, texts, hashes = _desired(conn, name)
+    version = data_version(conn)
+    index = manifest = None
+    if not full:
+        try:
+            index, manifest = load_index(index_dir, name)
+        except StaleIndex:
+            index = None
+        if index is not None and (manifest.get("model") != encoder.name or index.dim != _dim(encoder, index)):
+            index = None
+    if index is not None:
+        missing, deleted, changed = _diff(manifest, ids, hashes)
+        wanted = index.kind == "hnsw" or len(ids) <= hnsw_threshold
+        if wanted and len(missing) + len(changed) + len(deleted) < max(1, len(ids)) // 2:
+            position = {i: p for p, i in enumerate(ids.tolist())}
+            to_add = sorted(missing + changed)
+            removed = index.remove(np.asarray(deleted + changed, dtype=np.int64)) if (deleted or changed) else 0
+            embedded = 0
+            if to_add:
+                vectors, embedded = embed_texts(conn, encoder, [texts[position[i]] for i in to_add], progress=progress)
+                index.add(np.asarray(to_add, dtype=np.int64), vectors)
+            _save(index, index_dir, name, encoder.name, ids, hashes, version)
+            return BuildReport(name, len(to_add), removed, embedded, len(index), index.kind, rebuilt=False)
+    vectors, embedded = embed_texts(conn, encoder, texts, progress=progress)
+    if len(ids):
+        index = FaissIndex.build(ids, vectors, hnsw_threshold=hnsw_threshold)
+    else:
+        index = FaissIndex(_dim(encoder, None), hnsw_threshold=hnsw_threshold)
+    _save(index, index_dir, name, encoder.name, ids, hashes, version)
+    return BuildReport(name, len(ids), 0, embedded, len(index), index.kind, rebuilt=True)
+
+
+def _dim(encoder: Encoder, index: FaissIndex | None) -> int:
+    try:
+        return int(encoder.dim)
+    except Exception:  # noqa: BLE001 - a model that can't load can't be compared; keep the index's
+        return index.dim if index is not None else 0
+
+
+def _save(index, index_dir, name, model, ids, hashes, version) -> None:
+    manifest = {
+        "name": name,
+        "model": model,
+        "data_version": version,
+        "built_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        "item_ids": ids.tolist(),
+        "item_hashes": hashes,
+    }
+    save_index(index, Path(index_dir), name, manifest)
+
+
+def load_fresh(conn: sqlite3.Connection, index_dir: Path, name: str, model: str) -> tuple[FaissIndex, dict]:
+    """Load an index and refuse it when it does not describe the database (StaleIndex)."""
+    try:
+        index, manifest = load_index(index_dir, name)
+    except StaleIndex as exc:
+        raise StaleIndex(f"{name} index: {exc.message}; run 'refmatch index build'") from None
+    if manifest.get("model") != model:
+        raise StaleIndex(
+            f"{name} index was built with model {manifest.get('model')!r} but the model is {model!r}; "
+            "run 'refmatch index build --full'"
+        )
+    if manifest.get("data_version") != data_version(conn):
+        ids, _, hashes = _desired(conn, name)
+        missing, deleted, changed = _diff(manifest, ids, hashes)
+        if missing or deleted or changed:
+            status = IndexStatus(name=name, exists=True, model=model, expected_model=model)
+            status.missing, status.deleted, status.changed = missing, deleted, changed
+            raise StaleIndex(status.describe())
+    return index, manifest

@@ -1,0 +1,207 @@
+"""An in-memory, column-wise snapshot of what matching reads, rebuilt per data version.
+
+Eligibility is a handful of NumPy comparisons over these arrays, so filtering 100k
+accounts costs well under a millisecond; per-row Python is kept to the candidates.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+
+from refmatch.store.db import data_version
+
+# statuses of a reference request that use one of the advocate's quarterly slots
+USING_CAPACITY = ("approved", "scheduled", "completed")
+
+
+def quarter_start(day: date) -> date:
+    return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+
+
+def _ordinal(value: str | None) -> int:
+    return date.fromisoformat(value).toordinal() if value else 0
+
+
+@dataclass
+class Catalog:
+    data_version: int
+    today: date
+    stages: tuple[str, ...]
+    live_rank: int
+    # accounts, sorted by id
+    ids: np.ndarray
+    external_ids: list[str]
+    names: list[str]
+    industry: list[str | None]
+    region: list[str | None]
+    country: list[str | None]
+    employees: np.ndarray
+    stage_rank: np.ndarray
+    health: np.ndarray
+    live_since: list[str | None]
+    products: list[frozenset[str]]
+    product_vocab: dict[str, int]
+    product_matrix: np.ndarray  # (accounts, products) bool
+    do_not_match: dict[int, frozenset[str]]
+    # advocates, aligned with accounts (row i = account ids[i])
+    is_advocate: np.ndarray
+    consent: np.ndarray
+    reference_types: list[frozenset[str]]
+    capacity: np.ndarray
+    used_quarter: np.ndarray
+    used_90d: np.ndarray
+    blackout_until: np.ndarray  # ordinal, 0 = none
+    # needs
+    need_ids: np.ndarray
+    need_account_row: np.ndarray
+    need_status: np.ndarray  # 0 open, 1 in_progress, 2 met
+    need_text: dict[int, str]
+    need_product: dict[int, str | None]
+    need_met_on: dict[int, str | None]
+    met_need_order: np.ndarray  # indices into need arrays of met needs, grouped by account row
+    met_need_start: np.ndarray  # CSR offsets per account row into met_need_order
+
+    def row(self, account_id: int) -> int:
+        pos = int(np.searchsorted(self.ids, account_id))
+        if pos >= len(self.ids) or self.ids[pos] != account_id:
+            raise KeyError(account_id)
+        return pos
+
+    def rows(self, account_ids: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.ids, account_ids)
+
+    def row_by_external(self, external_id: str) -> int | None:
+        index = self.__dict__.setdefault("_by_external", {})
+        if not index:
+            index.update((e, i) for i, e in enumerate(self.external_ids))
+        return index.get(external_id)
+
+    def offers(self, reference_type: str) -> np.ndarray:
+        """Boolean mask of the accounts whose advocate row offers ``reference_type`` (cached)."""
+        cache = self.__dict__.setdefault("_offers", {})
+        if reference_type not in cache:
+            cache[reference_type] = np.fromiter(
+                (reference_type in t for t in self.reference_types), dtype=bool, count=len(self.ids)
+            )
+        return cache[reference_type]
+
+    def met_needs_of(self, row: int) -> np.ndarray:
+        """Need ids the account at ``row`` has met."""
+        return self.need_ids[self.met_need_order[self.met_need_start[row] : self.met_need_start[row + 1]]]
+
+    def open_needs_of(self, account_id: int) -> list[int]:
+        row = self.row(account_id)
+        mask = (self.need_account_row == row) & (self.need_status < 2)
+        return self.need_ids[mask].tolist()
+
+
+def load_catalog(conn: sqlite3.Connection, stages: tuple[str, ...], today: date | None = None) -> Catalog:
+    today = today or date.today()
+    rank = {s: i for i, s in enumerate(stages)}
+    live_rank = stages.index("onboarding") + 1 if "onboarding" in stages else 1
+    rows = conn.execute(
+        "SELECT id, external_id, name, industry, region, country, employees, stage, health, products, do_not_match "
+        "FROM accounts ORDER BY id"
+    ).fetchall()
+    n = len(rows)
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
+    products = [frozenset(p.casefold() for p in json.loads(r[9])) for r in rows]
+    vocab: dict[str, int] = {}
+    for ps in products:
+        for p in sorted(ps):
+            vocab.setdefault(p, len(vocab))
+    pm = np.zeros((n, max(1, len(vocab))), dtype=bool)
+    for i, ps in enumerate(products):
+        for p in ps:
+            pm[i, vocab[p]] = True
+    stage_rank = np.fromiter((rank.get(r[7], -1) for r in rows), dtype=np.int64, count=n)
+
+    live_since: list[str | None] = [None] * n
+    for account_id, stage, entered in conn.execute(
+        "SELECT account_id, stage, entered_on FROM stage_history ORDER BY entered_on"
+    ):
+        if rank.get(stage, -1) >= live_rank:
+            row = int(np.searchsorted(ids, account_id))
+            if live_since[row] is None:
+                live_since[row] = entered
+
+    is_adv = np.zeros(n, dtype=bool)
+    consent = np.zeros(n, dtype=bool)
+    ref_types: list[frozenset[str]] = [frozenset()] * n
+    capacity = np.zeros(n, dtype=np.int64)
+    blackout = np.zeros(n, dtype=np.int64)
+    for account_id, c, types, cap, until in conn.execute(
+        "SELECT account_id, consent, reference_types, capacity_per_quarter, blackout_until FROM advocates"
+    ):
+        row = int(np.searchsorted(ids, account_id))
+        is_adv[row] = True
+        consent[row] = bool(c)
+        ref_types[row] = frozenset(json.loads(types))
+        capacity[row] = -1 if cap is None else cap  # -1: the default capacity applies
+        blackout[row] = _ordinal(until)
+
+    used_q = np.zeros(n, dtype=np.int64)
+    used_90 = np.zeros(n, dtype=np.int64)
+    q0, d90 = quarter_start(today).isoformat(), (today - timedelta(days=90)).isoformat()
+    marks = ",".join("?" * len(USING_CAPACITY))
+    for account_id, used_at in conn.execute(
+        f"SELECT advocate_account_id, COALESCE(approved_at, created_at) FROM reference_requests "
+        f"WHERE status IN ({marks})",
+        USING_CAPACITY,
+    ):
+        row = int(np.searchsorted(ids, account_id))
+        day = used_at[:10]
+        if q0 <= day <= today.isoformat():
+            used_q[row] += 1
+        if d90 <= day <= today.isoformat():
+            used_90[row] += 1
+
+    needs = conn.execute("SELECT id, account_id, status, text, product, met_on FROM needs ORDER BY id").fetchall()
+    status_code = {"open": 0, "in_progress": 1, "met": 2}
+    need_ids = np.fromiter((r[0] for r in needs), dtype=np.int64, count=len(needs))
+    need_rows = np.searchsorted(ids, np.fromiter((r[1] for r in needs), dtype=np.int64, count=len(needs)))
+    need_status = np.fromiter((status_code[r[2]] for r in needs), dtype=np.int8, count=len(needs))
+    met = np.flatnonzero(need_status == 2)
+    met_order = met[np.argsort(need_rows[met], kind="stable")]
+    met_start = np.searchsorted(need_rows[met_order], np.arange(n + 1))
+
+    return Catalog(
+        data_version=data_version(conn),
+        today=today,
+        stages=stages,
+        live_rank=live_rank,
+        ids=ids,
+        external_ids=[r[1] for r in rows],
+        names=[r[2] for r in rows],
+        industry=[r[3] for r in rows],
+        region=[r[4] for r in rows],
+        country=[r[5] for r in rows],
+        employees=np.array([np.nan if r[6] is None else r[6] for r in rows], dtype=np.float64),
+        stage_rank=stage_rank,
+        health=np.array([np.nan if r[8] is None else r[8] for r in rows], dtype=np.float64),
+        live_since=live_since,
+        products=products,
+        product_vocab=vocab,
+        product_matrix=pm,
+        do_not_match={int(ids[i]): frozenset(json.loads(r[10])) for i, r in enumerate(rows) if r[10] != "[]"},
+        is_advocate=is_adv,
+        consent=consent,
+        reference_types=ref_types,
+        capacity=capacity,
+        used_quarter=used_q,
+        used_90d=used_90,
+        blackout_until=blackout,
+        need_ids=need_ids,
+        need_account_row=need_rows,
+        need_status=need_status,
+        need_text={r[0]: r[3] for r in needs},
+        need_product={r[0]: r[4] for r in needs},
+        need_met_on={r[0]: r[5] for r in needs},
+        met_need_order=met_order,
+        met_need_start=met_start,
+    )

@@ -1,0 +1,139 @@
+"""Component scores, the weighted total, and the reasons a person can check.
+
+Every component lies in [0, 1] (fatigue in [-1, 0]); the total is their weighted
+sum divided by the sum of the positive weights, so it reads as a share of a perfect
+match. Need coverage is the heart: for each open need of the seeker, the closest
+need the advocate has met. Scores are computed for all candidates at once; reasons
+only for the few that are shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+
+from refmatch.config import Settings
+from refmatch.match.catalog import Catalog
+from refmatch.models import Seeker
+
+COMPONENTS = ("need_coverage", "profile_similarity", "industry", "size", "region", "products", "stage_gap")
+
+
+@dataclass
+class Candidates:
+    """Everything scored about the candidates, one array entry per candidate."""
+
+    rows: np.ndarray
+    components: dict[str, np.ndarray]
+    scores: np.ndarray
+    need_best: np.ndarray  # (candidates, open needs) best similarity
+    need_best_id: np.ndarray  # (candidates, open needs) the met need id that gave it (-1 none)
+    capacity: np.ndarray
+
+
+def weights(settings: Settings, has_needs: bool) -> dict[str, float]:
+    return {
+        "need_coverage": settings.w_need if has_needs else 0.0,
+        "profile_similarity": settings.w_profile,
+        "industry": settings.w_industry,
+        "size": settings.w_size,
+        "region": settings.w_region,
+        "products": settings.w_products,
+        "stage_gap": settings.w_stage,
+    }
+
+
+def need_credit(similarity: np.ndarray, settings: Settings) -> np.ndarray:
+    """How much of one open need a met need covers: 0 up to a cosine of 0.25 (unrelated
+    text), rising linearly to 1 at ``need_threshold + 0.15`` (a clear paraphrase)."""
+    low, high = 0.25, settings.need_threshold + 0.15
+    return np.clip((similarity - low) / (high - low), 0.0, 1.0)
+
+
+def _same(value: str | None, column: list[str | None], rows: np.ndarray) -> np.ndarray:
+    if not value:
+        return np.zeros(len(rows))
+    v = value.casefold()
+    return np.array([1.0 if (column[r] or "").casefold() == v else 0.0 for r in rows])
+
+
+def score_candidates(
+    catalog: Catalog,
+    seeker: Seeker,
+    rows: np.ndarray,
+    profile_sims: np.ndarray,
+    need_best: np.ndarray,
+    need_best_id: np.ndarray,
+    capacity: np.ndarray,
+    settings: Settings,
+) -> Candidates:
+    has_needs = bool(seeker.need_texts)
+    comps: dict[str, np.ndarray] = {}
+    comps["need_coverage"] = need_credit(need_best, settings).mean(axis=1) if has_needs else np.zeros(len(rows))
+    comps["profile_similarity"] = np.clip(profile_sims, 0, 1)
+    comps["industry"] = _same(seeker.industry, catalog.industry, rows)
+    if seeker.employees is None:
+        comps["size"] = np.zeros(len(rows))
+    else:
+        theirs = catalog.employees[rows]
+        close = 1.0 - np.abs(np.log10(theirs + 1) - np.log10(seeker.employees + 1)) / 2.0
+        comps["size"] = np.where(np.isnan(theirs), 0.0, np.clip(close, 0, 1))
+    comps["region"] = _same(seeker.region, catalog.region, rows)
+    wanted = [catalog.product_vocab[p.casefold()] for p in seeker.products if p.casefold() in catalog.product_vocab]
+    if seeker.products:
+        comps["products"] = catalog.product_matrix[np.ix_(rows, wanted)].sum(axis=1) / len(seeker.products)
+    else:
+        comps["products"] = np.zeros(len(rows))
+    seeker_rank = catalog.stages.index(seeker.stage) if seeker.stage in catalog.stages else 0
+    gap = catalog.stage_rank[rows] - seeker_rank
+    comps["stage_gap"] = np.clip(gap / max(1, len(catalog.stages) - 1), 0, 1)
+    comps["fatigue"] = 0.0 - np.minimum(1.0, catalog.used_90d[rows] / np.maximum(capacity, 1)) * (capacity > 0)
+
+    w = weights(settings, has_needs)
+    total = sum(w[c] * comps[c] for c in COMPONENTS) + settings.w_fatigue * comps["fatigue"]
+    scores = total / (sum(w.values()) or 1.0)
+    return Candidates(rows, comps, scores, need_best, need_best_id, capacity)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _months_between(start: str, today: date) -> int:
+    d = date.fromisoformat(start[:10])
+    return max(0, (today.year - d.year) * 12 + today.month - d.month - (today.day < d.day))
+
+
+def explain(catalog: Catalog, seeker: Seeker, cands: Candidates, i: int, settings: Settings) -> list[str]:
+    """Plain-language reasons for candidate ``i``, each checkable against the data."""
+    row = int(cands.rows[i])
+    comps = {k: float(v[i]) for k, v in cands.components.items()}
+    reasons: list[str] = []
+    if seeker.need_texts:
+        covered = [j for j, s in enumerate(cands.need_best[i]) if s >= settings.need_threshold]
+        if covered:
+            shown = ", ".join(
+                f"{_short(seeker.need_texts[j])} (theirs: {_short(catalog.need_text[int(cands.need_best_id[i, j])])})"
+                for j in covered[:3]
+            )
+            reasons.append(f"met {len(covered)} of your {len(seeker.need_texts)} open needs: {shown}")
+        else:
+            reasons.append(f"met none of your {len(seeker.need_texts)} open needs closely")
+    if comps["industry"]:
+        reasons.append(f"same industry: {catalog.industry[row]}")
+    if comps["size"] >= 0.75:
+        reasons.append(f"similar size: {int(catalog.employees[row]):,} employees (you: {seeker.employees:,})")
+    if comps["region"]:
+        reasons.append(f"same region: {catalog.region[row]}")
+    shared = [p for p in seeker.products if p.casefold() in catalog.products[row]]
+    if shared:
+        reasons.append("uses " + ", ".join(shared))
+    live = catalog.live_since[row]
+    if live:
+        months = _months_between(live, catalog.today)
+        reasons.append(f"live for {months} months, now in {catalog.stages[catalog.stage_rank[row]]}")
+    reasons.append(f"{int(catalog.used_quarter[row])} of {int(cands.capacity[i])} quarterly slots used")
+    return reasons

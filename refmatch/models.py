@@ -1,0 +1,70 @@
+"""Domain objects that cross layers: a seeker to match and the matches proposed for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+PURPOSES = ("reference", "mentor", "retention")
+# the reference type each purpose asks for when the caller names none
+DEFAULT_REFERENCE_TYPE = {"reference": "call", "mentor": "mentoring", "retention": "peer_call"}
+
+
+@dataclass
+class Seeker:
+    """Who needs a peer: a stored account, or an ad-hoc description (account_id None)."""
+
+    name: str
+    stage: str
+    profile_vector: np.ndarray
+    need_texts: list[str] = field(default_factory=list)
+    need_vectors: np.ndarray | None = None
+    account_id: int | None = None
+    external_id: str | None = None
+    industry: str | None = None
+    employees: int | None = None
+    country: str | None = None
+    region: str | None = None
+    products: list[str] = field(default_factory=list)
+    do_not_match: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Match:
+    rank: int
+    advocate_id: int
+    external_id: str
+    name: str
+    score: float
+    components: dict[str, float]
+    reasons: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "advocate": {"external_id": self.external_id, "name": self.name},
+            "score": round(self.score, 3),
+            "components": {k: round(v, 3) for k, v in self.components.items()},
+            "reasons": self.reasons,
+        }
+
+
+@dataclass
+class MatchResult:
+    seeker: Seeker
+    purpose: str
+    matches: list[Match]
+    model: str
+    index: dict[str, Any]
+    eligible: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seeker": {"external_id": self.seeker.external_id, "name": self.seeker.name},
+            "purpose": self.purpose,
+            "matches": [m.as_dict() for m in self.matches],
+            "model": self.model,
+            "index": self.index,
+        }

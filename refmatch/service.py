@@ -1,0 +1,337 @@
+"""The facade every shell (CLI, API, UI, batch) calls. Parses nothing, renders nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from refmatch import importing
+from refmatch.config import Settings
+from refmatch.embed.base import Encoder
+from refmatch.errors import InvalidInput, NotFound
+from refmatch.index.sync import INDEX_NAMES, BuildReport, IndexStatus, build_index, index_status, load_fresh
+from refmatch.match import Indexes, Rules, find_matches, load_catalog
+from refmatch.match.catalog import Catalog
+from refmatch.models import DEFAULT_REFERENCE_TYPE, PURPOSES, MatchResult, Seeker
+from refmatch.store import UPSERTS, data_version, open_db, transaction
+from refmatch.store.repo import account_row, profile_text
+
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
+IMPORT_ORDER = ("accounts", "needs", "advocates", "signals")
+
+
+@dataclass
+class ImportReport:
+    kind: str
+    file: str
+    rows_read: int
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    dry_run: bool = False
+    rejects_file: str | None = None
+
+    def summary(self) -> str:
+        verb = "would import" if self.dry_run else "imported"
+        text = (
+            f"{self.kind}: {verb} {self.rows_read} rows from {self.file}: {self.inserted} inserted, "
+            f"{self.updated} updated, {self.unchanged} unchanged, {self.rejected} rejected"
+        )
+        if self.rejects_file:
+            text += f" (rejects written to {self.rejects_file})"
+        return text
+
+
+class Service:
+    def __init__(self, settings: Settings, encoder: Encoder | None = None):
+        self.settings = settings
+        self._encoder = encoder
+        self._db = None
+        self._catalog: Catalog | None = None
+        self._indexes: tuple[int, Indexes, dict] | None = None
+
+    # -- plumbing ---------------------------------------------------------
+    @property
+    def db(self):
+        if self._db is None:
+            self._db = open_db(self.settings.db_path)
+        return self._db
+
+    @property
+    def conn(self):
+        return self.db.conn
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            from refmatch.embed.st import SentenceTransformerEncoder
+
+            self._encoder = SentenceTransformerEncoder(
+                self.settings.model, self.settings.device, self.settings.batch_size
+            )
+        return self._encoder
+
+    @property
+    def model_name(self) -> str:
+        return self._encoder.name if self._encoder is not None else self.settings.model
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.conn.close()
+            self._db = None
+
+    def init(self) -> int:
+        return data_version(self.db)
+
+    # -- import -----------------------------------------------------------
+    def import_file(
+        self,
+        kind: str,
+        path: str | Path,
+        *,
+        dry_run: bool = False,
+        skip_invalid: bool = False,
+        rejects_path: str | Path | None = None,
+        ignore_unknown: bool = False,
+    ) -> ImportReport:
+        if kind not in UPSERTS:
+            raise InvalidInput(f"unknown import kind {kind!r}: expected one of {', '.join(IMPORT_ORDER)}")
+        known = None if kind == "accounts" else {r[0] for r in self.conn.execute("SELECT external_id FROM accounts")}
+        result = importing.parse_file(
+            path,
+            kind,
+            stages=self.settings.stages,
+            known_accounts=known,
+            ignore_unknown=ignore_unknown,
+            default_capacity=None,
+        )
+        report = ImportReport(kind, str(path), result.rows_read, rejected=len(result.rejected_rows), dry_run=dry_run)
+        if result.errors and not skip_invalid:
+            shown = "\n".join(f"  {e}" for e in result.errors[:20])
+            more = f"\n  ... and {len(result.errors) - 20} more" if len(result.errors) > 20 else ""
+            raise InvalidInput(
+                f"{path}: {len(result.rejected_rows)} of {result.rows_read} rows are invalid; nothing was imported "
+                f"(use --skip-invalid to import the valid rows)\n{shown}{more}",
+                details=[e.__dict__ for e in result.errors],
+            )
+        if result.rejected_rows and skip_invalid:
+            target = Path(rejects_path) if rejects_path else Path(str(path) + ".rejects.csv")
+            importing.write_rejects(result, target)
+            report.rejects_file = str(target)
+        try:
+            with transaction(self.db) as conn:
+                counts = UPSERTS[kind](conn, result.records)
+                if dry_run:
+                    raise _Rollback
+        except _Rollback:
+            pass
+        report.inserted, report.updated, report.unchanged = counts.inserted, counts.updated, counts.unchanged
+        self._catalog = None
+        return report
+
+    # -- indexes ----------------------------------------------------------
+    def build_indexes(self, *, full: bool = False, progress: ProgressFactory | None = None) -> list[BuildReport]:
+        reports = []
+        for name in INDEX_NAMES:
+            reports.append(
+                build_index(
+                    self.conn,
+                    self.encoder,
+                    self.settings.index_path,
+                    name,
+                    hnsw_threshold=self.settings.hnsw_threshold,
+                    full=full,
+                    progress=progress(name, 0) if progress else None,
+                )
+            )
+        self._indexes = None
+        return reports
+
+    def pending_embeddings(self) -> dict[str, int]:
+        """How many texts each index would have to embed (not in the cache)."""
+        from refmatch.embed.cache import cached_vectors
+        from refmatch.store.repo import indexed_texts, text_hash
+
+        out = {}
+        for name in INDEX_NAMES:
+            _, texts = indexed_texts(self.conn, name)
+            hashes = {text_hash(t) for t in texts}
+            out[name] = len(hashes) - len(cached_vectors(self.conn, self.model_name, list(hashes)))
+        return out
+
+    def index_status(self) -> list[IndexStatus]:
+        return [index_status(self.conn, self.settings.index_path, n, self.model_name) for n in INDEX_NAMES]
+
+    def verify_indexes(self) -> list[str]:
+        """Problems found by comparing every indexed vector with the embedding cache."""
+        from refmatch.embed.cache import cached_vectors
+        from refmatch.store.repo import indexed_texts, text_hash
+
+        problems = [s.describe() for s in self.index_status() if not s.fresh]
+        if problems:
+            return problems
+        for name in INDEX_NAMES:
+            index, _ = load_fresh(self.conn, self.settings.index_path, name, self.model_name)
+            ids, texts = indexed_texts(self.conn, name)
+            hashes = [text_hash(t) for t in texts]
+            cache = cached_vectors(self.conn, self.model_name, hashes)
+            for start in range(0, len(ids), 4096):
+                chunk = np.asarray(ids[start : start + 4096], dtype=np.int64)
+                got = index.reconstruct(chunk)
+                for j, account in enumerate(chunk.tolist()):
+                    want = cache.get(hashes[start + j])
+                    if want is None:
+                        problems.append(f"{name}: id {account} has no cached embedding")
+                    elif float(got[j] @ want) < 0.999:
+                        problems.append(f"{name}: id {account} holds a vector that is not its text's embedding")
+        return problems
+
+    def _loaded(self) -> tuple[Catalog, Indexes, dict]:
+        version = data_version(self.conn)
+        if self._indexes is None or self._indexes[0] != version:
+            profiles, manifest = load_fresh(self.conn, self.settings.index_path, "profiles", self.model_name)
+            needs, _ = load_fresh(self.conn, self.settings.index_path, "needs", self.model_name)
+            self._indexes = (version, Indexes(profiles, needs), manifest)
+        today = date.today()
+        if self._catalog is None or self._catalog.data_version != version or self._catalog.today != today:
+            self._catalog = load_catalog(self.conn, tuple(self.settings.stages), today)
+        return self._catalog, self._indexes[1], self._indexes[2]
+
+    # -- matching ---------------------------------------------------------
+    def _rules(self, purpose: str, reference_type: str | None, product: str | None) -> Rules:
+        if purpose not in PURPOSES:
+            raise InvalidInput(f"purpose: must be one of {', '.join(PURPOSES)}, got {purpose!r}")
+        ref_type = reference_type or DEFAULT_REFERENCE_TYPE[purpose]
+        if ref_type not in importing.REFERENCE_TYPES:
+            raise InvalidInput(
+                f"reference_type: must be one of {', '.join(importing.REFERENCE_TYPES)}, got {ref_type!r}"
+            )
+        return Rules(purpose, ref_type, self.settings.default_capacity, self.settings.min_health, product)
+
+    def _k(self, k: int | None) -> int:
+        k = self.settings.k if k is None else k
+        if not 1 <= k <= 100:
+            raise InvalidInput(f"k: must be between 1 and 100, got {k}")
+        return k
+
+    def match_account(
+        self,
+        external_id: str,
+        *,
+        purpose: str = "reference",
+        k: int | None = None,
+        reference_type: str | None = None,
+        product: str | None = None,
+    ) -> MatchResult:
+        rules, k = self._rules(purpose, reference_type, product), self._k(k)
+        row = account_row(self.conn, external_id)
+        if row is None:
+            raise NotFound(f"unknown account: {external_id!r}")
+        catalog, indexes, manifest = self._loaded()
+        open_ids = catalog.open_needs_of(row["id"])
+        seeker = Seeker(
+            name=row["name"],
+            stage=row["stage"],
+            profile_vector=indexes.profiles.reconstruct(np.asarray([row["id"]], dtype=np.int64))[0],
+            need_texts=[catalog.need_text[i] for i in open_ids],
+            need_vectors=indexes.needs.reconstruct(np.asarray(open_ids, dtype=np.int64)) if open_ids else None,
+            account_id=row["id"],
+            external_id=row["external_id"],
+            industry=row["industry"],
+            employees=row["employees"],
+            country=row["country"],
+            region=row["region"],
+            products=row["products"],
+            do_not_match=row["do_not_match"],
+        )
+        return self._match(catalog, indexes, manifest, seeker, rules, k)
+
+    def match_text(
+        self,
+        text: str,
+        *,
+        needs: Sequence[str] = (),
+        name: str = "ad-hoc prospect",
+        industry: str | None = None,
+        employees: int | None = None,
+        country: str | None = None,
+        region: str | None = None,
+        products: Sequence[str] = (),
+        stage: str | None = None,
+        do_not_match: Sequence[str] = (),
+        purpose: str = "reference",
+        k: int | None = None,
+        reference_type: str | None = None,
+        product: str | None = None,
+    ) -> MatchResult:
+        """Match a seeker that is not in the database, described in free text."""
+        rules, k = self._rules(purpose, reference_type, product), self._k(k)
+        if not text or not text.strip():
+            raise InvalidInput("text: must not be empty: describe the prospect")
+        needs = [n.strip() for n in needs if n and n.strip()]
+        stage = stage or self.settings.stages[0]
+        if stage not in self.settings.stages:
+            raise InvalidInput(f"stage: must be one of {', '.join(self.settings.stages)}, got {stage!r}")
+        if employees is not None and employees < 0:
+            raise InvalidInput(f"employees: must be >= 0, got {employees}")
+        catalog, indexes, manifest = self._loaded()
+        vectors = self.encoder.encode([profile_text(name, industry, text), *needs])
+        seeker = Seeker(
+            name=name,
+            stage=stage,
+            profile_vector=vectors[0],
+            need_texts=needs,
+            need_vectors=vectors[1:] if needs else None,
+            industry=industry,
+            employees=employees,
+            country=country,
+            region=region,
+            products=list(products),
+            do_not_match=list(do_not_match),
+        )
+        return self._match(catalog, indexes, manifest, seeker, rules, k)
+
+    def _match(self, catalog, indexes, manifest, seeker, rules, k) -> MatchResult:
+        matches, eligible = find_matches(catalog, indexes, seeker, rules, self.settings, k)
+        index_info = {"built_at": manifest.get("built_at"), "data_version": manifest.get("data_version")}
+        return MatchResult(seeker, rules.purpose, matches, self.model_name, index_info, eligible)
+
+    # -- demo -------------------------------------------------------------
+    def load_demo(
+        self, *, progress: ProgressFactory | None = None, echo: Callable[[str], None] = lambda s: None
+    ) -> dict[str, Any]:
+        """Load the bundled demo dataset and build the indexes."""
+        folder = resources.files("refmatch") / "demo_data"
+        if not (folder / "accounts.csv").is_file():
+            raise NotFound("the demo data is not installed: run refmatch demo from a checkout of the repository")
+        reports = []
+        for kind in IMPORT_ORDER:
+            with resources.as_file(folder / f"{kind}.csv") as path:
+                report = self.import_file(kind, path)
+            echo(report.summary())
+            reports.append(report)
+        builds = self.build_indexes(progress=progress)
+        for b in builds:
+            echo(f"index {b.name}: {b.total} vectors ({b.kind}), {b.embedded} embedded, {b.added} added")
+        return {"imports": reports, "indexes": builds}
+
+
+class _Rollback(Exception):
+    """Raised inside a transaction to undo a dry run."""
+
+
+def reset_files(settings: Settings) -> None:
+    """Remove the database and index files (the demo's --fresh)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(settings.db_path) + suffix).unlink(missing_ok=True)
+    if settings.index_path.exists():
+        for name in INDEX_NAMES:
+            for f in settings.index_path.glob(f"{name}.*"):
+                f.unlink()

@@ -1,0 +1,134 @@
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from refmatch.config import load_settings
+from refmatch.embed.fake import FakeEncoder
+from refmatch.service import Service
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    columns: list[str] = []
+    for row in rows:
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ";".join(v) if isinstance(v, list) else v for k, v in row.items()})
+    return path
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return load_settings({"db": str(tmp_path / "refmatch.db"), "index_dir": str(tmp_path / "indexes")}, env={})
+
+
+@pytest.fixture
+def encoder():
+    return FakeEncoder()
+
+
+@pytest.fixture
+def service(settings, encoder):
+    svc = Service(settings, encoder=encoder)
+    yield svc
+    svc.close()
+
+
+def account(external_id, stage="value", **extra):
+    row = {
+        "external_id": external_id,
+        "name": extra.pop("name", f"Company {external_id}"),
+        "industry": "Logistics",
+        "employees": 500,
+        "country": "Ireland",
+        "region": "EMEA",
+        "products": ["Flow WMS"],
+        "stage": stage,
+        "stage_since": "2024-01-15",
+        "health": 85,
+        "profile": f"{external_id} runs regional distribution centres for retailers",
+    }
+    row.update(extra)
+    return row
+
+
+def advocate(external_id, **extra):
+    row = {
+        "account_external_id": external_id,
+        "consent": "true",
+        "reference_types": ["call", "mentoring", "peer_call"],
+        "capacity_per_quarter": 3,
+        "contact_name": "Pat Murphy",
+    }
+    row.update(extra)
+    return row
+
+
+@pytest.fixture
+def world(tmp_path, service):
+    """A small, hand-built world where the right answers are known.
+
+    P1 (a logistics prospect evaluating Flow WMS) has two open needs. A1 met both, A2
+    one, A3 none; every other advocate is ineligible for exactly one reason.
+    """
+    warehouse = "consolidate regional warehouses onto one wms"
+    sso = "single sign on with azure ad"
+    accounts = [
+        account("P1", stage="prospect", do_not_match=["A8"], profile="P1 distribution centres retailers logistics"),
+        account("A1", employees=600),
+        account("A2", stage="expansion", employees=5000),
+        account("A3", stage="adoption", industry="Retail", region="NA", profile="A3 sells shoes online"),
+        account("A4"),  # no consent
+        account("A5"),  # at capacity
+        account("A6"),  # blackout
+        account("A7", stage="prospect"),  # not further along
+        account("A8"),  # excluded by the seeker (competitor)
+        account("A9", health=40),  # unhealthy
+        account("A10", products=["Ledger"]),  # other product
+        account("A11"),  # offers only logos
+        account("C1", stage="onboarding"),  # a customer, no advocate row
+    ]
+    needs = [
+        {"account_external_id": "P1", "need": warehouse, "status": "open"},
+        {"account_external_id": "P1", "need": sso, "status": "in_progress"},
+        {"account_external_id": "A1", "need": warehouse, "status": "met", "met_on": "2024-06-01"},
+        {"account_external_id": "A1", "need": sso, "status": "met", "met_on": "2024-07-01"},
+        {"account_external_id": "A2", "need": sso, "status": "met", "met_on": "2024-07-01"},
+        {"account_external_id": "A3", "need": "faster month end close", "status": "met"},
+    ]
+    for other in ("A4", "A5", "A6", "A7", "A8", "A9", "A10", "A11"):
+        needs.append({"account_external_id": other, "need": warehouse, "status": "met"})
+        needs.append({"account_external_id": other, "need": sso, "status": "met"})
+    advocates = [
+        advocate("A1"),
+        advocate("A2"),
+        advocate("A3"),
+        advocate("A4", consent="false"),
+        advocate("A5", capacity_per_quarter=0),
+        advocate("A6", blackout_until="2999-01-01"),
+        advocate("A7"),
+        advocate("A8"),
+        advocate("A9"),
+        advocate("A10"),
+        advocate("A11", reference_types=["logo"]),
+    ]
+    service.import_file("accounts", write_csv(tmp_path / "accounts.csv", accounts))
+    service.import_file("needs", write_csv(tmp_path / "needs.csv", needs))
+    service.import_file("advocates", write_csv(tmp_path / "advocates.csv", advocates))
+    service.build_indexes()
+    return service

@@ -1,0 +1,227 @@
+"""The committed demo dataset (refmatch/demo_data) is what scripts/make_demo_data.py makes,
+is documented and well-formed, and its planted evaluation cases hold."""
+
+import csv
+import importlib.util
+import io
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "scripts" / "make_demo_data.py"
+DATA = REPO / "refmatch" / "demo_data"
+TODAY = "2026-11-27"
+
+
+def _load_generator():
+    spec = importlib.util.spec_from_file_location("make_demo_data", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+gen = _load_generator()
+
+
+def _rows(name):
+    return list(csv.DictReader(io.StringIO((DATA / name).read_text(encoding="utf-8"))))
+
+
+@pytest.fixture(scope="module")
+def data():
+    accounts = _rows("accounts.csv")
+    return {
+        "accounts": accounts,
+        "by_id": {a["external_id"]: a for a in accounts},
+        "needs": _rows("needs.csv"),
+        "advocates": _rows("advocates.csv"),
+        "signals": _rows("signals.csv"),
+        "known": json.loads((DATA / "known_matches.json").read_text(encoding="utf-8")),
+    }
+
+
+def _source_or_skip():
+    for folder in gen.SOURCE_DIRS:
+        if (folder / gen.SOURCE_NAME).exists():
+            return folder / gen.SOURCE_NAME
+    pytest.skip(f"{gen.SOURCE_NAME} not available (shared/data missing)")
+
+
+def test_committed_files_equal_a_fresh_run(tmp_path):
+    source = _source_or_skip()
+    subprocess.run(
+        [sys.executable, str(SCRIPT), "--seed", "7", "--out", str(tmp_path), "--source", str(source)],
+        check=True,
+        capture_output=True,
+    )
+    for name in gen.FILES:
+        assert (tmp_path / name).read_bytes() == (DATA / name).read_bytes(), f"{name} is stale: regenerate"
+
+
+def test_generator_is_deterministic_and_seed_matters():
+    source = _source_or_skip()
+    first = gen.generate(7, source)
+    assert first == gen.generate(7, source)
+    assert gen.generate(8, source)["accounts.csv"] != first["accounts.csv"]
+
+
+def test_committed_files_pass_the_generators_validation():
+    gen.validate({name: (DATA / name).read_text(encoding="utf-8") for name in gen.FILES})
+
+
+def test_readme_states_real_or_generated_for_every_column():
+    readme = (DATA / "README.md").read_text(encoding="utf-8")
+    for name in ["accounts.csv", "needs.csv", "advocates.csv", "signals.csv"]:
+        header = (DATA / name).read_text(encoding="utf-8").splitlines()[0].split(",")
+        for column in header:
+            assert f"| {name} | `{column}` | REAL |" in readme or f"| {name} | `{column}` | GENERATED |" in readme, (
+                name,
+                column,
+            )
+    for real in ["name", "industry", "employees", "profile"]:
+        assert f"| accounts.csv | `{real}` | REAL |" in readme
+    for text in [
+        "Irish Times Top 1000 companies spreadsheet by Alice Corona (github.com/ali-ce/datasets)",
+        "CC BY-SA 4.0",
+        "modified",
+        "--seed 7",
+        "python3 scripts/make_demo_data.py",
+    ]:
+        assert text in readme, text
+
+
+def test_licence_file_has_attribution_modification_and_licence():
+    licence = (DATA / "LICENSE.txt").read_text(encoding="utf-8")
+    for text in [
+        "Irish Times Top 1000 companies spreadsheet by",
+        "Alice Corona (github.com/ali-ce/datasets)",
+        "MODIFIED",
+        "CC BY-SA 4.0",
+        "https://creativecommons.org/licenses/by-sa/4.0/legalcode",
+    ]:
+        assert text in licence, text
+    for folder in gen.SOURCE_DIRS:
+        original = folder / gen.SOURCE_NAME.replace(".csv", ".LICENSE.txt")
+        if original.exists():
+            assert original.read_text(encoding="utf-8").rstrip("\n") in licence
+
+
+def test_columns_are_exactly_the_import_format():
+    expected = {name: [c for c, _, _ in cols] for name, cols in gen.COLUMNS.items()}
+    assert expected["accounts.csv"] == [
+        "external_id",
+        "name",
+        "industry",
+        "employees",
+        "country",
+        "region",
+        "products",
+        "stage",
+        "stage_since",
+        "health",
+        "arr",
+        "renewal_date",
+        "owner",
+        "profile",
+        "do_not_match",
+    ]
+    for name, columns in expected.items():
+        assert (DATA / name).read_text(encoding="utf-8").splitlines()[0] == ",".join(columns)
+
+
+def test_counts_are_sane(data):
+    accounts, needs, advocates = data["accounts"], data["needs"], data["advocates"]
+    assert 900 <= len(accounts) <= 973
+    stages = Counter(a["stage"] for a in accounts)
+    for stage, share in gen.STAGE_SHARE.items():
+        assert abs(stages[stage] / len(accounts) - share) < 0.02, stage
+    customers = [a for a in accounts if a["stage"] != "prospect"]
+    assert all(a["arr"] and a["renewal_date"] > TODAY and a["health"] for a in customers)
+    assert all(not a["arr"] and not a["renewal_date"] for a in accounts if a["stage"] == "prospect")
+    at_risk = [a for a in customers if int(a["health"]) < 50]
+    assert 0.10 <= len(at_risk) / len(customers) <= 0.15
+    pool = [a for a in customers if a["stage"] in ("adoption", "value", "expansion") and int(a["health"]) >= 60]
+    assert 0.35 <= len(advocates) / len(pool) <= 0.45
+    assert {v["account_external_id"] for v in advocates} <= {a["external_id"] for a in pool}
+    assert 0.7 <= Counter(v["consent"] for v in advocates)["true"] / len(advocates) < 1
+    blackouts = [v["blackout_until"] for v in advocates if v["blackout_until"]]
+    assert any(b > TODAY for b in blackouts) and any(b < TODAY for b in blackouts)
+    assert len(gen.load_catalogue()) >= 60
+    per_account = Counter(n["account_external_id"] for n in needs)
+    for a in accounts:
+        low, high = (2, 4) if a["stage"] == "prospect" else (2, 6)
+        assert low <= per_account[a["external_id"]] <= high, a["external_id"]
+    for n in needs:
+        account = data["by_id"][n["account_external_id"]]
+        assert n["product"] in account["products"].split(";"), n
+        if account["stage"] == "prospect":
+            assert n["status"] in ("open", "in_progress"), n
+    dnm = [a for a in accounts if a["do_not_match"]]
+    assert len(dnm) >= 6
+    for a in dnm:
+        for other in a["do_not_match"].split(";"):
+            assert a["external_id"] in data["by_id"][other]["do_not_match"].split(";")
+            assert data["by_id"][other]["industry"] == a["industry"]
+
+
+def test_signals_cover_customers_only(data):
+    by_account = {}
+    for s in data["signals"]:
+        by_account.setdefault(s["account_external_id"], []).append(s)
+    for a in data["accounts"]:
+        rows = by_account.get(a["external_id"], [])
+        if a["stage"] == "prospect":
+            assert not rows
+            continue
+        days = sorted({s["observed_on"] for s in rows})
+        assert days[-1] == "2026-11-01" and len(days) <= 9
+        last_health = [s["value"] for s in rows if s["kind"] == "health" and s["observed_on"] == days[-1]]
+        assert last_health == [a["health"]]
+    kinds = Counter(s["kind"] for s in data["signals"])
+    assert set(kinds) == {"health", "usage", "open_tickets", "escalation", "nps", "champion_left"}
+
+
+def test_open_and_met_wordings_rarely_coincide(data):
+    met = {n["need"] for n in data["needs"] if n["status"] == "met"}
+    open_texts = [n["need"] for n in data["needs"] if n["status"] != "met"]
+    assert sum(t in met for t in open_texts) / len(open_texts) < 0.2
+
+
+def test_known_matches_hold(data):
+    by_id, known = data["by_id"], data["known"]
+    advocates = {v["account_external_id"]: v for v in data["advocates"]}
+    key_of = {text: need["key"] for need in gen.load_catalogue() for text in need["variants"]}
+    met_keys = {}
+    for n in data["needs"]:
+        if n["status"] == "met":
+            met_keys.setdefault(n["account_external_id"], set()).add(key_of[n["need"]])
+    assert len(known) >= 5
+    assert len({k["seeker"] for k in known}) == len({k["advocate"] for k in known}) == len(known)
+    for case in known:
+        seeker, adv = by_id[case["seeker"]], by_id[case["advocate"]]
+        row, product = advocates[case["advocate"]], case["product"]
+        assert case["why"] and case["purpose"] == "reference"
+        assert seeker["stage"] == "prospect" and product in seeker["products"].split(";")
+        assert adv["stage"] in ("value", "expansion") and int(adv["health"]) >= 75
+        assert adv["industry"] == seeker["industry"] and product in adv["products"].split(";")
+        assert row["consent"] == "true" and "call" in row["reference_types"].split(";")
+        assert int(row["capacity_per_quarter"]) >= 3 and row["blackout_until"] == ""
+        assert case["advocate"] not in seeker["do_not_match"].split(";")
+        seeker_needs = [n for n in data["needs"] if n["account_external_id"] == case["seeker"]]
+        assert seeker_needs and all(n["status"] in ("open", "in_progress") for n in seeker_needs)
+        open_keys = {key_of[n["need"]] for n in seeker_needs}
+        assert open_keys <= met_keys[case["advocate"]], case
+        adv_met_texts = {
+            n["need"] for n in data["needs"] if n["account_external_id"] == case["advocate"] and n["status"] == "met"
+        }
+        assert not adv_met_texts & {n["need"] for n in seeker_needs}, "met needs must be paraphrases"
+        for other in advocates:
+            if other != case["advocate"]:
+                assert len(open_keys & met_keys.get(other, set())) <= 1, (case, other)
+        holders = {n["account_external_id"] for n in data["needs"] if key_of[n["need"]] in open_keys}
+        assert holders == {case["seeker"], case["advocate"]}, "reserved needs are used elsewhere"

@@ -1,0 +1,148 @@
+import sqlite3
+from datetime import date
+
+import pytest
+
+from refmatch.errors import InvalidInput, NotFound, StaleIndex
+from tests.conftest import account, write_csv
+
+
+def names(result):
+    return [m.external_id for m in result.matches]
+
+
+def test_exact_order_and_every_ineligible_advocate_excluded(world):
+    result = world.match_account("P1", k=10)
+    assert names(result) == ["A1", "A2", "A3"]
+    assert result.eligible == 3
+    scores = [m.score for m in result.matches]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_need_coverage_is_the_heart_of_the_score(world):
+    a1, a2, a3 = world.match_account("P1", k=3).matches
+    assert a1.components["need_coverage"] == pytest.approx(1.0, abs=1e-5)
+    assert 0.45 < a2.components["need_coverage"] < 0.75
+    assert a3.components["need_coverage"] < 0.3
+    assert a1.reasons[0].startswith("met 2 of your 2 open needs: ")
+    assert a2.reasons[0].startswith("met 1 of your 2 open needs: single sign on with azure ad")
+    assert "same industry: Logistics" in a1.reasons
+    assert "same region: EMEA" in a1.reasons
+    assert "uses Flow WMS" in a1.reasons
+    assert a1.components["industry"] == 1.0 and a3.components["industry"] == 0.0
+
+
+def test_reference_type_changes_who_is_eligible(world):
+    assert "A11" in names(world.match_account("P1", k=10, reference_type="logo"))
+    assert "A1" not in names(world.match_account("P1", k=10, reference_type="logo"))
+
+
+def test_k_results_whenever_k_are_eligible(world):
+    assert len(world.match_account("P1", k=2).matches) == 2
+    assert len(world.match_account("P1", k=1).matches) == 1
+
+
+def test_capacity_used_by_approved_requests_this_quarter(world, tmp_path):
+    today = date.today().isoformat()
+    conn = world.conn
+    a1 = conn.execute("SELECT id FROM accounts WHERE external_id = 'A1'").fetchone()[0]
+    for _ in range(3):  # A1's capacity is 3 per quarter
+        conn.execute(
+            "INSERT INTO reference_requests (advocate_account_id, purpose, status, created_at, updated_at, "
+            "approved_at) VALUES (?, 'reference', 'approved', ?, ?, ?)",
+            (a1, today, today, today),
+        )
+    world._catalog = None
+    assert names(world.match_account("P1", k=10)) == ["A2", "A3"]
+
+
+def test_fatigue_penalises_recent_use(world):
+    before = {m.external_id: m for m in world.match_account("P1", k=3).matches}
+    today = date.today().isoformat()
+    a1 = world.conn.execute("SELECT id FROM accounts WHERE external_id = 'A1'").fetchone()[0]
+    world.conn.execute(
+        "INSERT INTO reference_requests (advocate_account_id, purpose, status, created_at, updated_at, approved_at) "
+        "VALUES (?, 'reference', 'completed', ?, ?, ?)",
+        (a1, today, today, today),
+    )
+    world._catalog = None
+    after = {m.external_id: m for m in world.match_account("P1", k=3).matches}
+    assert after["A1"].components["fatigue"] == pytest.approx(-1 / 3)
+    assert after["A1"].score < before["A1"].score
+    assert "1 of 3 quarterly slots used" in after["A1"].reasons
+
+
+def test_competitor_exclusion_works_both_ways(world, tmp_path):
+    # A8 is in P1's do_not_match; make A2 name P1 in its own list
+    world.import_file(
+        "accounts",
+        write_csv(tmp_path / "a2.csv", [account("A2", stage="expansion", employees=5000, do_not_match=["P1"])]),
+    )
+    world.build_indexes()
+    assert names(world.match_account("P1", k=10)) == ["A1", "A3"]
+
+
+def test_mentor_purpose_needs_mentoring_consent_and_a_live_advocate(world):
+    result = world.match_account("C1", purpose="mentor", k=10)
+    assert set(names(result)) == {"A1", "A2", "A3", "A8"}  # A7 is a prospect, not live; A8 is only P1's competitor
+    assert "C1" not in names(result)
+
+
+def test_adhoc_seeker_matches_like_a_stored_one(world):
+    result = world.match_text(
+        "distribution centres retailers logistics",
+        needs=["consolidate regional warehouses onto one wms", "single sign on with azure ad"],
+        industry="Logistics",
+        employees=500,
+        region="EMEA",
+        products=["Flow WMS"],
+        do_not_match=["A8"],
+    )
+    assert names(result) == ["A1", "A2", "A3"]
+    assert result.seeker.external_id is None
+    assert result.as_dict()["seeker"] == {"external_id": None, "name": "ad-hoc prospect"}
+
+
+def test_json_shape(world):
+    out = world.match_account("P1", k=2).as_dict()
+    assert set(out) == {"seeker", "purpose", "matches", "model", "index"}
+    assert out["seeker"] == {"external_id": "P1", "name": "Company P1"}
+    first = out["matches"][0]
+    assert set(first) == {"rank", "advocate", "score", "components", "reasons"}
+    assert set(first["components"]) == {
+        "need_coverage", "profile_similarity", "industry", "size", "region", "products", "stage_gap", "fatigue"
+    }  # fmt: skip
+    assert out["model"] == "fake-bow"
+    assert set(out["index"]) == {"built_at", "data_version"}
+
+
+def test_bad_requests_are_refused_clearly(world):
+    with pytest.raises(NotFound, match="unknown account: 'NOPE'"):
+        world.match_account("NOPE")
+    with pytest.raises(InvalidInput, match="purpose: must be one of reference, mentor, retention"):
+        world.match_account("P1", purpose="friendship")
+    with pytest.raises(InvalidInput, match="k: must be between 1 and 100"):
+        world.match_account("P1", k=0)
+    with pytest.raises(InvalidInput, match="text: must not be empty"):
+        world.match_text("   ")
+
+
+def test_stale_index_is_refused_until_rebuilt(world, tmp_path):
+    world.import_file("accounts", write_csv(tmp_path / "new.csv", [account("N1", profile="brand new text")]))
+    with pytest.raises(StaleIndex, match="profiles: stale: 1 new"):
+        world.match_account("P1")
+    world.build_indexes()
+    assert names(world.match_account("P1", k=10))[0] == "A1"
+
+
+def test_missing_index_is_refused(service, tmp_path):
+    service.import_file("accounts", write_csv(tmp_path / "a.csv", [account("X1")]))
+    with pytest.raises(StaleIndex, match="run 'refmatch index build'"):
+        service.match_account("X1")
+
+
+def test_unchanged_data_version_bump_does_not_make_index_stale(world, tmp_path):
+    # re-importing identical rows changes nothing the index holds
+    world.import_file("accounts", write_csv(tmp_path / "same.csv", [account("A1", employees=600)]))
+    assert names(world.match_account("P1", k=10)) == ["A1", "A2", "A3"]
+    assert isinstance(world.conn, sqlite3.Connection)
