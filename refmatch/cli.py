@@ -232,5 +232,11 @@ def demo(service: Service, fresh: bool, quiet: bool) -> None:
     click.echo("demo ready. Try: refmatch match --help, or refmatch match <EXTERNAL_ID> from the accounts")
 
 
+# Command groups of other areas live in their own modules; each registers itself here.
+# (risk)
+# (batch)
+# (web)
+
+
 def main() -> None:
     cli(prog_name="refmatch")
