@@ -229,12 +229,21 @@ def demo(service: Service, fresh: bool, quiet: bool) -> None:
         return make_bar(name, pending.get(name, 0))
 
     service.load_demo(progress=factory, echo=click.echo)
+    from refmatch.users import DEMO_USERS, ensure_demo_users
+
+    if created := ensure_demo_users(service.db):
+        shown = ", ".join(f"{DEMO_USERS[name]}: {name} / {password}" for name, password in created.items())
+        click.echo(f"demo users (role: username / password): {shown}")
     click.echo("demo ready. Try: refmatch match --help, or refmatch match <EXTERNAL_ID> from the accounts")
 
 
 # Command groups of other areas live in their own modules; each registers itself here.
 # (risk)
 # (batch)
+from refmatch.cli_users import token, user  # noqa: E402
+
+cli.add_command(user)
+cli.add_command(token)
 # (web)
 
 

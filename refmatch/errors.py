@@ -46,3 +46,16 @@ class StaleIndex(RefmatchError):
 class ConfigError(RefmatchError):
     code = "config_error"
     exit_code = 2
+
+
+class Forbidden(RefmatchError):
+    """Signed in, but the user's role (or relation to the object) does not allow this."""
+
+    code = "forbidden"
+    exit_code = 1
+
+
+class Unauthorized(RefmatchError):
+    """Not signed in, or the credentials (password, bearer token) are not valid."""
+
+    code = "unauthorized"

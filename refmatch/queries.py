@@ -1,0 +1,382 @@
+"""Read models and account writes for the shells that browse data (API and UI).
+
+Lists are filtered and paginated in SQL; account writes go through the importer's
+validation and the store's upserts, so a row typed into the API obeys exactly the
+rules of a row in a CSV file. Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from refmatch import importing
+from refmatch.config import Settings
+from refmatch.errors import Conflict, InvalidInput, NotFound
+from refmatch.match.catalog import USING_CAPACITY, Catalog, load_catalog, quarter_start
+from refmatch.match.eligibility import Rules, eligible_mask
+from refmatch.models import DEFAULT_REFERENCE_TYPE, Seeker
+from refmatch.service import Service
+from refmatch.store import UPSERTS, data_version, transaction
+
+ACCOUNT_FILTERS = ("industry", "stage", "region")
+MAX_LIMIT = 200
+# share of the quarterly capacity used from which an advocate counts as near capacity
+NEAR_CAPACITY = 0.75
+
+Db = sqlite_utils.Database | sqlite3.Connection
+
+
+def _conn(db: Db) -> sqlite3.Connection:
+    return getattr(db, "conn", db)
+
+
+def _rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    cur = conn.execute(sql, tuple(params))
+    names = [c[0] for c in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def check_page(limit: int, offset: int) -> None:
+    problems = []
+    if not 1 <= limit <= MAX_LIMIT:
+        problems.append({"field": "limit", "message": f"must be between 1 and {MAX_LIMIT}, got {limit}"})
+    if offset < 0:
+        problems.append({"field": "offset", "message": f"must be >= 0, got {offset}"})
+    if problems:
+        raise InvalidInput("; ".join(f"{p['field']}: {p['message']}" for p in problems), details=problems)
+
+
+def _search(columns: Sequence[str], q: str | None, where: list[str], params: list[Any]) -> None:
+    """Case-insensitive substring search over ``columns`` (instr: no LIKE wildcards to escape)."""
+    if q and q.strip():
+        where.append("(" + " OR ".join(f"instr(lower(coalesce({c}, '')), ?) > 0" for c in columns) + ")")
+        params.extend([q.strip().lower()] * len(columns))
+
+
+# -- accounts ---------------------------------------------------------------
+
+
+def list_accounts(
+    db: Db,
+    *,
+    q: str | None = None,
+    industry: str | None = None,
+    stage: str | None = None,
+    region: str | None = None,
+    external_ids: Sequence[str] | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """Accounts matching a search and exact filters, by name; ``external_ids`` narrows to a set."""
+    check_page(limit, offset)
+    where: list[str] = []
+    params: list[Any] = []
+    _search(("a.name", "a.external_id", "a.industry"), q, where, params)
+    for column, value in (("industry", industry), ("stage", stage), ("region", region)):
+        if value:
+            where.append(f"a.{column} = ?")
+            params.append(value)
+    if external_ids is not None:
+        where.append("a.external_id IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps(list(external_ids)))
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    conn = _conn(db)
+    total = conn.execute(f"SELECT count(*) FROM accounts a{clause}", params).fetchone()[0]
+    items = _rows(
+        conn,
+        "SELECT a.external_id, a.name, a.industry, a.employees, a.size_band, a.country, a.region, a.products, "
+        "a.stage, a.health, "
+        "(SELECT count(*) FROM needs n WHERE n.account_id = a.id AND n.status != 'met') AS open_needs, "
+        "EXISTS (SELECT 1 FROM advocates v WHERE v.account_id = a.id AND v.consent = 1) AS is_advocate "
+        f"FROM accounts a{clause} ORDER BY a.name COLLATE NOCASE, a.external_id LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    for item in items:
+        item["products"] = json.loads(item["products"])
+        item["is_advocate"] = bool(item["is_advocate"])
+    return items, total
+
+
+def facets(db: Db, settings: Settings) -> dict[str, list[str]]:
+    """The values each account filter can take: stages in journey order, the rest as found."""
+    conn = _conn(db)
+    out: dict[str, list[str]] = {"stage": list(settings.stages)}
+    for column in ("industry", "region"):
+        out[column] = [
+            r[0] for r in conn.execute(f"SELECT DISTINCT {column} FROM accounts WHERE {column} IS NOT NULL ORDER BY 1")
+        ]
+    return out
+
+
+_RECORD_COLUMNS = [c.name for c in importing.columns_for("accounts")]
+
+
+def _account_record(conn: sqlite3.Connection, external_id: str) -> dict[str, Any] | None:
+    """The stored account as an import record (the shape create / update validate)."""
+    rows = _rows(conn, f"SELECT {', '.join(_RECORD_COLUMNS)} FROM accounts WHERE external_id = ?", [external_id])
+    if not rows:
+        return None
+    record = rows[0]
+    record["products"] = json.loads(record["products"])
+    record["do_not_match"] = json.loads(record["do_not_match"])
+    return record
+
+
+def get_account(db: Db, settings: Settings, external_id: str, *, include_contact: bool = False) -> dict[str, Any]:
+    """An account with its needs, stage history and (if it is one) its advocate profile and load."""
+    conn = _conn(db)
+    row = conn.execute(
+        "SELECT id, size_band, created_at, updated_at FROM accounts WHERE external_id = ?", (external_id,)
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"unknown account: {external_id!r}")
+    account_id, size_band, created_at, updated_at = row
+    account = _account_record(conn, external_id) or {}
+    account.update(size_band=size_band, created_at=created_at, updated_at=updated_at)
+    account["needs"] = _rows(
+        conn,
+        "SELECT id, text AS need, status, met_on, product FROM needs WHERE account_id = ? "
+        "ORDER BY CASE status WHEN 'open' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END, id",
+        [account_id],
+    )
+    account["stage_history"] = _rows(
+        conn,
+        "SELECT stage, entered_on FROM stage_history WHERE account_id = ? ORDER BY entered_on, id",
+        [account_id],
+    )
+    advocates, _ = list_advocates(db, settings, account_ids=[account_id], include_contact=include_contact)
+    account["advocate"] = advocates[0] if advocates else None
+    return account
+
+
+def _validate_account(settings: Settings, raw: Mapping[str, Any]) -> dict[str, Any]:
+    result = importing.parse_rows([dict(raw)], "accounts", source="request body", stages=settings.stages)
+    if result.errors:
+        details = [{"field": e.column, "message": e.message} for e in result.errors]
+        listed = "; ".join(f"{d['field']}: {d['message']}" if d["field"] else d["message"] for d in details)
+        raise InvalidInput(f"invalid account: {listed}", details=details)
+    record = result.records[0]
+    record.pop("_row", None)
+    return record
+
+
+def _write_account(service: Service, record: dict[str, Any]) -> None:
+    with transaction(service.db) as conn:
+        UPSERTS["accounts"](conn, [record])
+
+
+def create_account(service: Service, raw: Mapping[str, Any], *, include_contact: bool = False) -> dict[str, Any]:
+    """Validate like an import row and insert. Conflict if the external id exists."""
+    record = _validate_account(service.settings, raw)
+    if _account_record(service.conn, record["external_id"]) is not None:
+        raise Conflict(
+            f"account {record['external_id']!r} exists: update it instead",
+            details=[{"field": "external_id", "message": "already exists"}],
+        )
+    _write_account(service, record)
+    return get_account(service.db, service.settings, record["external_id"], include_contact=include_contact)
+
+
+def update_account(
+    service: Service, external_id: str, changes: Mapping[str, Any], *, include_contact: bool = False
+) -> dict[str, Any]:
+    """Apply ``changes`` (null clears an optional field) to the stored record, validate it whole, upsert."""
+    current = _account_record(service.conn, external_id)
+    if current is None:
+        raise NotFound(f"unknown account: {external_id!r}")
+    if "external_id" in changes and changes["external_id"] != external_id:
+        raise InvalidInput(
+            "external_id: cannot be changed (it is the CRM's key)",
+            details=[{"field": "external_id", "message": "cannot be changed"}],
+        )
+    record = _validate_account(service.settings, {**current, **changes})
+    _write_account(service, record)
+    return get_account(service.db, service.settings, external_id, include_contact=include_contact)
+
+
+# -- needs and advocates ----------------------------------------------------
+
+
+def list_needs(
+    db: Db,
+    *,
+    account: str | None = None,
+    status: str | None = None,
+    q: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    check_page(limit, offset)
+    if status is not None and status not in importing.NEED_STATUSES:
+        raise InvalidInput(
+            f"status: must be one of {', '.join(importing.NEED_STATUSES)}, got {status!r}",
+            details=[{"field": "status", "message": f"must be one of {', '.join(importing.NEED_STATUSES)}"}],
+        )
+    where: list[str] = []
+    params: list[Any] = []
+    if account:
+        where.append("a.external_id = ?")
+        params.append(account)
+    if status:
+        where.append("n.status = ?")
+        params.append(status)
+    _search(("n.text",), q, where, params)
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    base = f"FROM needs n JOIN accounts a ON a.id = n.account_id{clause}"
+    conn = _conn(db)
+    total = conn.execute(f"SELECT count(*) {base}", params).fetchone()[0]
+    items = _rows(
+        conn,
+        "SELECT n.id, a.external_id AS account_external_id, a.name AS account_name, n.text AS need, n.status, "
+        f"n.met_on, n.product {base} ORDER BY a.name COLLATE NOCASE, n.id LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    return items, total
+
+
+def list_advocates(
+    db: Db,
+    settings: Settings,
+    *,
+    q: str | None = None,
+    consent: bool | None = None,
+    reference_type: str | None = None,
+    near_capacity_only: bool = False,
+    account_ids: Sequence[int] | None = None,
+    include_contact: bool = False,
+    today: date | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """Advocates with consent, reference types and this quarter's load.
+
+    Load counts the requests matching counts (``USING_CAPACITY`` since the quarter began),
+    so the bar a person sees is the rule eligibility applies.
+    """
+    check_page(limit, offset)
+    if reference_type is not None and reference_type not in importing.REFERENCE_TYPES:
+        raise InvalidInput(
+            f"reference_type: must be one of {', '.join(importing.REFERENCE_TYPES)}, got {reference_type!r}",
+            details=[{"field": "reference_type", "message": f"must be one of {', '.join(importing.REFERENCE_TYPES)}"}],
+        )
+    today = today or date.today()
+    marks = ",".join("?" * len(USING_CAPACITY))
+    used = (
+        "(SELECT count(*) FROM reference_requests r WHERE r.advocate_account_id = v.account_id "
+        f"AND r.status IN ({marks}) AND substr(COALESCE(r.approved_at, r.created_at), 1, 10) BETWEEN ? AND ?)"
+    )
+    capacity = "COALESCE(v.capacity_per_quarter, ?)"
+    used_params = [*USING_CAPACITY, quarter_start(today).isoformat(), today.isoformat()]
+    where: list[str] = []
+    params: list[Any] = []
+    _search(("a.name", "a.external_id", "v.topics"), q, where, params)
+    if consent is not None:
+        where.append("v.consent = ?")
+        params.append(int(consent))
+    if reference_type:
+        where.append("EXISTS (SELECT 1 FROM json_each(v.reference_types) WHERE value = ?)")
+        params.append(reference_type)
+    if account_ids is not None:
+        where.append("v.account_id IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps([int(i) for i in account_ids]))
+    if near_capacity_only:
+        where.append(f"{used} >= {capacity} * ?")
+        params.extend([*used_params, settings.default_capacity, NEAR_CAPACITY])
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    base = f"FROM advocates v JOIN accounts a ON a.id = v.account_id{clause}"
+    conn = _conn(db)
+    total = conn.execute(f"SELECT count(*) {base}", params).fetchone()[0]
+    items = _rows(
+        conn,
+        "SELECT a.external_id, a.name, a.industry, a.stage, a.region, a.products, a.health, v.consent, "
+        f"v.reference_types, {capacity} AS capacity, {used} AS used_this_quarter, v.blackout_until, v.topics, "
+        f"v.contact_name, v.contact_title, v.contact_email {base} "
+        "ORDER BY a.name COLLATE NOCASE, a.external_id LIMIT ? OFFSET ?",
+        [settings.default_capacity, *used_params, *params, limit, offset],
+    )
+    for item in items:
+        item["products"] = json.loads(item.pop("products"))
+        item["reference_types"] = json.loads(item["reference_types"])
+        item["consent"] = bool(item["consent"])
+        item["remaining"] = max(0, item["capacity"] - item["used_this_quarter"])
+        contact = {k: item.pop(f"contact_{k}") for k in ("name", "title", "email")}
+        item["contact"] = contact if include_contact and any(contact.values()) else None
+    return items, total
+
+
+# -- dashboard ----------------------------------------------------------------
+
+
+def request_counts(db: Db) -> dict[str, int]:
+    """Reference requests per status (statuses with none are left out)."""
+    return dict(_conn(db).execute("SELECT status, count(*) FROM reference_requests GROUP BY status ORDER BY 1"))
+
+
+@dataclass(frozen=True)
+class Coverage:
+    purpose: str
+    seekers: int
+    uncovered: tuple[str, ...]  # external ids of seekers no advocate may be put in front of, by name
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"purpose": self.purpose, "seekers": self.seekers, "uncovered": len(self.uncovered)}
+
+
+_COVERAGE_CACHE: dict[tuple, Coverage] = {}
+COVERAGE_PURPOSES = ("reference", "mentor")
+
+
+def coverage(service: Service, purpose: str = "reference", *, today: date | None = None) -> Coverage:
+    """Which seekers of a purpose have no eligible advocate at all (cached per data version).
+
+    Reference seekers are accounts in the first stage (prospects), mentor seekers those in
+    onboarding. Eligibility depends on the seeker's stage and products, so it is computed
+    once per (stage, products) group, then corrected per seeker for its exclusions.
+    """
+    if purpose not in COVERAGE_PURPOSES:
+        raise InvalidInput(f"purpose: coverage is computed for {', '.join(COVERAGE_PURPOSES)}, got {purpose!r}")
+    settings, conn = service.settings, service.conn
+    today = today or date.today()
+    key = (str(settings.db_path), data_version(conn), today, purpose, settings.stages, settings.default_capacity,
+           settings.min_health)  # fmt: skip
+    if key in _COVERAGE_CACHE:
+        return _COVERAGE_CACHE[key]
+    catalog = load_catalog(conn, tuple(settings.stages), today)
+    stage = settings.stages[0] if purpose == "reference" else ("onboarding" if "onboarding" in settings.stages else None)
+    stage = stage or settings.stages[1]
+    rank = settings.stages.index(stage)
+    rules = Rules(purpose, DEFAULT_REFERENCE_TYPE[purpose], settings.default_capacity, settings.min_health)
+    blocked_by: dict[str, list[int]] = {}
+    for account_id, names in catalog.do_not_match.items():
+        for name in names:
+            blocked_by.setdefault(name, []).append(catalog.row(account_id))
+    groups: dict[frozenset[str], np.ndarray] = {}
+    uncovered: list[tuple[str, str]] = []
+    seekers = np.flatnonzero(catalog.stage_rank == rank)
+    for row in seekers.tolist():
+        products = catalog.products[row]
+        if products not in groups:
+            probe = Seeker(name="", stage=stage, profile_vector=np.zeros(1, dtype=np.float32), products=list(products))
+            groups[products] = eligible_mask(catalog, probe, rules)
+        mask = groups[products]
+        excluded = {row, *blocked_by.get(catalog.external_ids[row], ())}
+        excluded.update(r for r in map(catalog.row_by_external, _do_not_match(catalog, row)) if r is not None)
+        if int(mask.sum()) - sum(bool(mask[r]) for r in excluded) <= 0:
+            uncovered.append((catalog.names[row].casefold(), catalog.external_ids[row]))
+    result = Coverage(purpose, len(seekers), tuple(e for _, e in sorted(uncovered)))
+    if len(_COVERAGE_CACHE) > 16:
+        _COVERAGE_CACHE.clear()
+    _COVERAGE_CACHE[key] = result
+    return result
+
+
+def _do_not_match(catalog: Catalog, row: int) -> frozenset[str]:
+    return catalog.do_not_match.get(int(catalog.ids[row]), frozenset())

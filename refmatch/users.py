@@ -1,0 +1,242 @@
+"""Users, roles and API bearer tokens: the people the web layer and the CLI act for.
+
+Passwords are hashed with werkzeug (scrypt by default) and never logged or put in an
+error message. Bearer tokens are random, shown once at creation, and stored only as
+their sha256, so a copy of the database does not hand out working tokens.
+
+Every function takes the ``sqlite_utils.Database`` (``service.db``) first; writes run
+in one ``refmatch.store.transaction``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlite_utils
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from refmatch.errors import Conflict, InvalidInput, NotFound
+from refmatch.store import transaction
+from refmatch.store.repo import now_iso
+
+ROLES = ("sales", "cs", "reference_manager", "admin")
+MANAGER_ROLES = frozenset({"reference_manager", "admin"})
+MIN_PASSWORD = 8
+TOKEN_PREFIX = "rmt_"
+# werkzeug method for new hashes; tests lower the cost (check_password_hash reads it from the hash)
+PASSWORD_METHOD = "scrypt"
+# last_used_at is refreshed at most this often, so API reads do not each become a write
+TOKEN_TOUCH_EVERY = timedelta(minutes=1)
+# the demo's users: username -> role
+DEMO_USERS = {"sales": "sales", "cs": "cs", "manager": "reference_manager", "admin": "admin"}
+
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
+_COLUMNS = "id, username, role, display_name"
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    role: str
+    display_name: str | None = None
+
+    @property
+    def is_manager(self) -> bool:
+        """Reference managers and admins approve, decline, schedule and complete requests."""
+        return self.role in MANAGER_ROLES
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "username": self.username, "role": self.role, "display_name": self.display_name}
+
+
+def _conn(db: sqlite_utils.Database | sqlite3.Connection) -> sqlite3.Connection:
+    return getattr(db, "conn", db)
+
+
+def _user(row: tuple | None) -> User | None:
+    return None if row is None else User(*row)
+
+
+def _check_password(password: str) -> None:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise InvalidInput(
+            f"password: must be at least {MIN_PASSWORD} characters",
+            details=[{"field": "password", "message": f"must be at least {MIN_PASSWORD} characters"}],
+        )
+
+
+def _hash(password: str) -> str:
+    return generate_password_hash(password, method=PASSWORD_METHOD)
+
+
+def add_user(
+    db: sqlite_utils.Database, username: str, password: str, role: str, display_name: str | None = None
+) -> User:
+    """Create a user. InvalidInput for a bad username, role or short password; Conflict if taken."""
+    username = (username or "").strip()
+    problems = []
+    if not _USERNAME.match(username):
+        problems.append(
+            {"field": "username", "message": "1-64 letters, digits or . _ @ + -, starting with a letter or digit"}
+        )
+    if role not in ROLES:
+        problems.append({"field": "role", "message": f"must be one of {', '.join(ROLES)}"})
+    if problems:
+        raise InvalidInput("; ".join(f"{p['field']}: {p['message']}" for p in problems), details=problems)
+    _check_password(password)
+    display_name = display_name.strip() if display_name and display_name.strip() else None
+    stamp = now_iso()
+    password_hash = _hash(password)
+    with transaction(db) as conn:
+        if conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone():
+            raise Conflict(
+                f"username {username!r} is taken",
+                details=[{"field": "username", "message": "is taken"}],
+            )
+        cur = conn.execute(
+            "INSERT INTO users (username, password_hash, role, display_name, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (username, password_hash, role, display_name, stamp, stamp),
+        )
+        user_id = int(cur.lastrowid)
+    return User(user_id, username, role, display_name)
+
+
+_DUMMY_HASH: dict[str, str] = {}
+
+
+def authenticate(db: sqlite_utils.Database, username: str, password: str) -> User | None:
+    """The user if the password is right, else None. Unknown users cost a hash check too."""
+    row = (
+        _conn(db)
+        .execute(f"SELECT {_COLUMNS}, password_hash FROM users WHERE username = ?", ((username or "").strip(),))
+        .fetchone()
+    )
+    if row is None:
+        # spend the same time as a wrong password, so response times do not reveal usernames
+        dummy = _DUMMY_HASH.setdefault(PASSWORD_METHOD, _hash(secrets.token_urlsafe(12)))
+        check_password_hash(dummy, password or "")
+        return None
+    if not check_password_hash(row[4], password or ""):
+        return None
+    return User(*row[:4])
+
+
+def get_user(db: sqlite_utils.Database, user_id: int) -> User | None:
+    return _user(_conn(db).execute(f"SELECT {_COLUMNS} FROM users WHERE id = ?", (user_id,)).fetchone())
+
+
+def get_user_by_name(db: sqlite_utils.Database, username: str) -> User | None:
+    return _user(_conn(db).execute(f"SELECT {_COLUMNS} FROM users WHERE username = ?", (username,)).fetchone())
+
+
+def list_users(db: sqlite_utils.Database) -> list[User]:
+    return [User(*r) for r in _conn(db).execute(f"SELECT {_COLUMNS} FROM users ORDER BY username")]
+
+
+def _require(db: sqlite_utils.Database, username: str) -> User:
+    user = get_user_by_name(db, username)
+    if user is None:
+        raise NotFound(f"unknown user: {username!r}")
+    return user
+
+
+def set_password(db: sqlite_utils.Database, username: str, password: str) -> None:
+    user = _require(db, username)
+    _check_password(password)
+    password_hash = _hash(password)
+    with transaction(db) as conn:
+        conn.execute(
+            "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?", (password_hash, now_iso(), user.id)
+        )
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_token(db: sqlite_utils.Database, username: str, name: str) -> tuple[str, int]:
+    """(the plaintext token, its id). The plaintext exists only in this return value."""
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput(
+            "name: give the token a name (what uses it)", details=[{"field": "name", "message": "must not be empty"}]
+        )
+    user = _require(db, username)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with transaction(db) as conn:
+        cur = conn.execute(
+            "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?)",
+            (user.id, name, _token_hash(token), now_iso()),
+        )
+        token_id = int(cur.lastrowid)
+    return token, token_id
+
+
+def user_for_token(db: sqlite_utils.Database, token: str) -> User | None:
+    """The user a live (not revoked) bearer token belongs to, else None.
+
+    last_used_at is refreshed at most once a minute, in its own statement and without
+    bumping data_version: token use is bookkeeping, not data that matching reads.
+    """
+    if not token:
+        return None
+    conn = _conn(db)
+    row = conn.execute(
+        "SELECT t.id, t.last_used_at, u.id, u.username, u.role, u.display_name "
+        "FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? AND t.revoked_at IS NULL",
+        (_token_hash(token),),
+    ).fetchone()
+    if row is None:
+        return None
+    now = datetime.now(UTC).replace(microsecond=0)
+    if row[1] is None or datetime.fromisoformat(row[1]) <= now - TOKEN_TOUCH_EVERY:
+        try:
+            conn.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (now.isoformat(), row[0]))
+        except sqlite3.OperationalError:  # database busy: bookkeeping must not refuse a valid token
+            pass
+    return User(*row[2:])
+
+
+def revoke_token(db: sqlite_utils.Database, token_id: int) -> None:
+    """Revoke a token for good (revoking a revoked token changes nothing). NotFound if unknown."""
+    with transaction(db) as conn:
+        if conn.execute("SELECT 1 FROM api_tokens WHERE id = ?", (token_id,)).fetchone() is None:
+            raise NotFound(f"unknown token id: {token_id}")
+        conn.execute("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now_iso(), token_id))
+
+
+def list_tokens(db: sqlite_utils.Database, username: str | None = None) -> list[dict[str, Any]]:
+    """Tokens (never their hashes): id, username, name, created_at, last_used_at, revoked_at."""
+    sql = (
+        "SELECT t.id, u.username, t.name, t.created_at, t.last_used_at, t.revoked_at "
+        "FROM api_tokens t JOIN users u ON u.id = t.user_id"
+    )
+    params: tuple = ()
+    if username is not None:
+        sql += " WHERE u.id = ?"
+        params = (_require(db, username).id,)
+    keys = ("id", "username", "name", "created_at", "last_used_at", "revoked_at")
+    return [dict(zip(keys, r)) for r in _conn(db).execute(sql + " ORDER BY t.id", params)]
+
+
+def ensure_demo_users(db: sqlite_utils.Database) -> dict[str, str]:
+    """Create the demo users that do not exist yet; {username: password} of those created now."""
+    created: dict[str, str] = {}
+    for username, role in DEMO_USERS.items():
+        if get_user_by_name(db, username) is None:
+            password = secrets.token_urlsafe(9)
+            add_user(db, username, password, role, display_name=f"Demo {role.replace('_', ' ')}")
+            created[username] = password
+    return created

@@ -1,0 +1,116 @@
+"""What one server process holds: one Service (model, indexes, catalog), one write lock.
+
+A WSGI server answers on several threads. SQLite connections are kept per thread (a
+connection's transaction state is not something threads can share), while the model,
+the FAISS indexes and the catalog are loaded once and shared: searching them is read-only.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from refmatch.config import Settings
+from refmatch.embed.base import Encoder
+from refmatch.errors import RefmatchError
+from refmatch.service import Service
+from refmatch.store import data_version, open_db
+
+
+class SharedService(Service):
+    """A Service safe to call from many threads: a connection per thread, loading under a lock."""
+
+    def __init__(self, settings: Settings, encoder: Encoder | None = None):
+        super().__init__(settings, encoder)
+        self._local = threading.local()
+        self._all_dbs: list[sqlite_utils.Database] = []
+        self._load_lock = threading.RLock()
+        self.model_warm = False
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = open_db(self.settings.db_path)
+            self._local.db = db
+            with self._load_lock:
+                self._all_dbs.append(db)
+        return db
+
+    def close(self) -> None:
+        with self._load_lock:
+            for db in self._all_dbs:
+                db.conn.close()
+            self._all_dbs.clear()
+        self._local = threading.local()
+
+    def _loaded(self):  # noqa: ANN202 - the base class's tuple
+        with self._load_lock:
+            return super()._loaded()
+
+    def build_indexes(self, **kwargs: Any):  # noqa: ANN201 - the base class's list
+        with self._load_lock:
+            return super().build_indexes(**kwargs)
+
+    @property
+    def encoder(self) -> Encoder:
+        with self._load_lock:
+            return super().encoder
+
+    # -- readiness --------------------------------------------------------
+    def warm(self) -> None:
+        """Load the indexes, the catalog and the model now, so the first request does not pay."""
+        try:
+            self._loaded()
+        except RefmatchError:
+            pass  # /readyz says why
+        self.encoder.encode(["warm up"])
+        self.model_warm = True
+
+    def model_loaded(self) -> bool:
+        """True once the model can embed without a load (never triggers one)."""
+        encoder = self._encoder
+        return encoder is not None and (self.model_warm or getattr(encoder, "_model", True) is not None)
+
+    def readiness(self) -> dict[str, dict[str, Any]]:
+        """{check: {"ok": bool, "message": str}} for the database, the indexes and the model."""
+        checks: dict[str, dict[str, Any]] = {}
+        try:
+            version = data_version(self.db)
+            checks["database"] = {"ok": True, "message": f"open, data version {version}"}
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            checks["database"] = {"ok": False, "message": f"cannot read the database: {exc}"}
+        if checks["database"]["ok"]:
+            try:
+                _, indexes, manifest = self._loaded()
+                checks["indexes"] = {
+                    "ok": True,
+                    "message": f"loaded: {len(indexes.profiles)} profiles, {len(indexes.needs)} needs, "
+                    f"built {manifest.get('built_at')}",
+                }
+            except RefmatchError as exc:
+                checks["indexes"] = {"ok": False, "message": exc.message}
+        else:
+            checks["indexes"] = {"ok": False, "message": "database not readable"}
+        loaded = self.model_loaded()
+        checks["model"] = {"ok": loaded, "message": f"{self.model_name} {'loaded' if loaded else 'not loaded'}"}
+        return checks
+
+
+@dataclass
+class WebState:
+    service: SharedService
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+    started_at: float = field(default_factory=time.time)
+
+    @contextmanager
+    def writing(self) -> Iterator[SharedService]:
+        """Writes are serialized in the process: one at a time, whatever thread asks."""
+        with self.write_lock:
+            yield self.service

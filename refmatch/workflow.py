@@ -1,0 +1,579 @@
+"""The reference-request workflow: who may ask an advocate for what, and what happened since.
+
+``requested -> approved | declined -> scheduled -> completed | cancelled``. Each change
+is one transaction that updates the request and appends an event (who, when, from,
+to, note); events are never updated or deleted (a trigger refuses it). Approved,
+scheduled and completed requests use one of the advocate's quarterly slots, counted
+exactly as ``match.catalog`` counts them, so matching sees them after the commit
+(the transaction bumps data_version, which refreshes the Service's catalog).
+
+Every function takes the ``sqlite_utils.Database`` (``service.db``) first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlite_utils
+
+from refmatch.config import Settings, load_settings
+from refmatch.errors import Conflict, Forbidden, InvalidInput, NotFound
+from refmatch.importing import REFERENCE_TYPES
+from refmatch.match.catalog import USING_CAPACITY, quarter_start
+from refmatch.models import DEFAULT_REFERENCE_TYPE, PURPOSES
+from refmatch.store import transaction
+from refmatch.users import User
+
+STATES = ("requested", "approved", "declined", "scheduled", "completed", "cancelled")
+TRANSITIONS: dict[str, set[str]] = {
+    "requested": {"approved", "declined", "cancelled"},
+    "approved": {"scheduled", "cancelled"},
+    "scheduled": {"completed", "cancelled"},
+    "declined": set(),
+    "completed": set(),
+    "cancelled": set(),
+}
+# a button label for each target state
+VERBS = {"approved": "approve", "declined": "decline", "scheduled": "schedule", "completed": "complete",
+         "cancelled": "cancel"}  # fmt: skip
+DEAL_OUTCOMES = ("won", "lost", "open")
+# the requester sees the advocate's contact from approval on
+CONTACT_STATES = ("approved", "scheduled", "completed")
+# advocate_load(near_capacity_only=True): advocates with at most this many slots left
+NEAR_CAPACITY = 1
+MAX_PAGE = 500
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _utc(moment: datetime | None) -> datetime:
+    """Now, or the given moment (naive means UTC), in UTC to the second."""
+    if moment is None:
+        return _now()
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def _clean(text: str | None) -> str | None:
+    return text.strip() if isinstance(text, str) and text.strip() else None
+
+
+@dataclass
+class RequestView:
+    """A request as one viewer sees it: ``contact`` and ``allowed_actions`` depend on who asks."""
+
+    id: int
+    seeker: dict[str, Any] | None
+    advocate: dict[str, Any]
+    purpose: str
+    reference_type: str | None
+    status: str
+    requested_by: str | None
+    note: str | None
+    override_reason: str | None
+    created_at: str
+    updated_at: str
+    approved_at: str | None
+    completed_at: str | None
+    rating: int | None
+    deal_outcome: str | None
+    influenced_arr: float | None
+    contact: dict[str, Any] | None = None
+    allowed_actions: list[str] = field(default_factory=list)
+    scheduled_for: str | None = None
+    requested_by_user_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Event:
+    at: str
+    actor: str | None
+    from_status: str | None
+    to_status: str
+    note: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- who may do what ------------------------------------------------------
+def may_apply(user: User, requested_by_user_id: int | None, to_status: str) -> bool:
+    """Managers and admins apply every transition; the requester may cancel their own request."""
+    if user.is_manager:
+        return True
+    return to_status == "cancelled" and requested_by_user_id is not None and requested_by_user_id == user.id
+
+
+def can_see_contact(user: User | None, request: RequestView | None) -> bool:
+    """Managers and admins always; the requester once their request is approved; nobody else."""
+    if user is None:
+        return False
+    if user.is_manager:
+        return True
+    return request is not None and request.requested_by_user_id == user.id and request.status in CONTACT_STATES
+
+
+# -- capacity and consent ---------------------------------------------------
+def _used_this_quarter(conn: sqlite3.Connection, account_id: int, today: date) -> int:
+    """Slots used this quarter, counted as match.catalog counts them."""
+    marks = ",".join("?" * len(USING_CAPACITY))
+    return conn.execute(
+        f"SELECT COUNT(*) FROM reference_requests WHERE advocate_account_id = ? AND status IN ({marks}) "
+        "AND substr(COALESCE(approved_at, created_at), 1, 10) BETWEEN ? AND ?",
+        (account_id, *USING_CAPACITY, quarter_start(today).isoformat(), today.isoformat()),
+    ).fetchone()[0]
+
+
+def _refusals(
+    conn: sqlite3.Connection, account_id: int, external_id: str, reference_type: str, default_capacity: int, today: date
+) -> list[dict[str, Any]]:
+    """Why this advocate may not be asked for this reference type now (empty: it may)."""
+    row = conn.execute(
+        "SELECT consent, reference_types, capacity_per_quarter FROM advocates WHERE account_id = ?", (account_id,)
+    ).fetchone()
+    problems: list[dict[str, Any]] = []
+    capacity = default_capacity
+    if row is None:
+        problems.append({"reason": "not_an_advocate", "message": f"{external_id} is not an advocate"})
+    else:
+        consent, types, cap = bool(row[0]), json.loads(row[1]), row[2]
+        capacity = default_capacity if cap is None else cap
+        if not consent:
+            problems.append({"reason": "no_consent", "message": f"{external_id} does not consent to references"})
+        elif reference_type not in types:
+            offers = ", ".join(types) or "none"
+            problems.append(
+                {
+                    "reason": "reference_type_not_offered",
+                    "message": f"{external_id} does not offer {reference_type} (offers: {offers})",
+                }
+            )
+    used = _used_this_quarter(conn, account_id, today)
+    if used >= capacity:
+        problems.append(
+            {
+                "reason": "at_capacity",
+                "message": f"{external_id} is at capacity: {used} of {capacity} requests used this quarter",
+                "used": used,
+                "capacity": capacity,
+            }
+        )
+    for p in problems:
+        p["field"] = "advocate_external_id"
+    return problems
+
+
+def _refuse(problems: list[dict[str, Any]], user: User, what: str) -> Conflict:
+    how = (
+        "give an override reason to go ahead anyway"
+        if user.is_manager
+        else "a reference manager may override this with a reason"
+    )
+    return Conflict(f"{what} refused: {'; '.join(p['message'] for p in problems)}; {how}", details=problems)
+
+
+def _override_note(note: str | None, problems: list[dict[str, Any]], reason: str) -> str:
+    line = f"override ({'; '.join(p['message'] for p in problems)}): {reason}"
+    return f"{note}\n{line}" if note else line
+
+
+# -- validation ---------------------------------------------------------------
+def _bad(field_name: str, message: str) -> dict[str, str]:
+    return {"field": field_name, "message": message}
+
+
+def _raise_if(problems: list[dict[str, str]]) -> None:
+    if problems:
+        raise InvalidInput("; ".join(f"{p['field']}: {p['message']}" for p in problems), details=problems)
+
+
+def _rating(value: Any, problems: list[dict[str, str]]) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError
+        rating = int(value)
+    except (TypeError, ValueError):
+        problems.append(_bad("rating", f"must be a whole number from 1 to 5, got {value!r}"))
+        return None
+    if not 1 <= rating <= 5:
+        problems.append(_bad("rating", f"must be from 1 to 5, got {rating}"))
+    return rating
+
+
+def _deal_outcome(value: Any, problems: list[dict[str, str]]) -> str | None:
+    if value is None or value == "":
+        return None
+    outcome = value.strip().lower() if isinstance(value, str) else value
+    if outcome not in DEAL_OUTCOMES:
+        problems.append(_bad("deal_outcome", f"must be one of {', '.join(DEAL_OUTCOMES)}, got {value!r}"))
+    return outcome
+
+
+def _arr(value: Any, problems: list[dict[str, str]]) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        arr = float(value)
+    except (TypeError, ValueError):
+        problems.append(_bad("influenced_arr", f"must be a number >= 0, got {value!r}"))
+        return None
+    if not math.isfinite(arr) or arr < 0:
+        problems.append(_bad("influenced_arr", f"must be a number >= 0, got {value!r}"))
+    return arr
+
+
+def _when(value: Any, problems: list[dict[str, str]]) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    try:
+        text = str(value).strip()
+        return date.fromisoformat(text).isoformat() if len(text) == 10 else datetime.fromisoformat(text).isoformat()
+    except ValueError:
+        problems.append(_bad("scheduled_for", f"must be an ISO date or date-time, got {value!r}"))
+        return None
+
+
+# -- reading ------------------------------------------------------------------
+_VIEW_SQL = """
+SELECT r.id, s.external_id, s.name, a.external_id, a.name, r.purpose, r.reference_type, r.status,
+       r.requested_by, r.note, r.override_reason, r.created_at, r.updated_at, r.approved_at, r.completed_at,
+       r.rating, r.deal_outcome, r.influenced_arr, r.scheduled_for, r.requested_by_user_id,
+       v.account_id, v.contact_name, v.contact_title, v.contact_email
+FROM reference_requests r
+JOIN accounts a ON a.id = r.advocate_account_id
+LEFT JOIN accounts s ON s.id = r.seeker_account_id
+LEFT JOIN advocates v ON v.account_id = r.advocate_account_id
+"""
+
+
+def _view(row: tuple, user: User) -> RequestView:
+    view = RequestView(
+        id=row[0],
+        seeker=None if row[1] is None else {"external_id": row[1], "name": row[2]},
+        advocate={"external_id": row[3], "name": row[4]},
+        purpose=row[5],
+        reference_type=row[6],
+        status=row[7],
+        requested_by=row[8],
+        note=row[9],
+        override_reason=row[10],
+        created_at=row[11],
+        updated_at=row[12],
+        approved_at=row[13],
+        completed_at=row[14],
+        rating=row[15],
+        deal_outcome=row[16],
+        influenced_arr=row[17],
+        scheduled_for=row[18],
+        requested_by_user_id=row[19],
+    )
+    if row[20] is not None and can_see_contact(user, view):
+        view.contact = {"name": row[21], "title": row[22], "email": row[23]}
+    view.allowed_actions = [s for s in STATES if s in TRANSITIONS[view.status] and may_apply(user, row[19], s)]
+    return view
+
+
+def _conn(db: sqlite_utils.Database | sqlite3.Connection) -> sqlite3.Connection:
+    return getattr(db, "conn", db)
+
+
+def get_request(db: sqlite_utils.Database, user: User, request_id: int) -> RequestView:
+    """Any signed-in user may read a request; the contact only as ``can_see_contact`` says."""
+    row = _conn(db).execute(_VIEW_SQL + "WHERE r.id = ?", (request_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"unknown reference request: {request_id}")
+    return _view(row, user)
+
+
+def _page(limit: int, offset: int) -> None:
+    problems = []
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        problems.append(_bad("limit", f"must be from 1 to {MAX_PAGE}, got {limit!r}"))
+    if not isinstance(offset, int) or offset < 0:
+        problems.append(_bad("offset", f"must be >= 0, got {offset!r}"))
+    _raise_if(problems)
+
+
+def list_requests(
+    db: sqlite_utils.Database,
+    user: User,
+    *,
+    status: str | None = None,
+    advocate_external_id: str | None = None,
+    mine: bool = False,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[RequestView], int]:
+    """(one page, newest first; the total matching the filters)."""
+    _page(limit, offset)
+    where, params = [], []
+    if status:
+        if status not in STATES:
+            _raise_if([_bad("status", f"must be one of {', '.join(STATES)}, got {status!r}")])
+        where.append("r.status = ?")
+        params.append(status)
+    if advocate_external_id:
+        where.append("a.external_id = ?")
+        params.append(advocate_external_id)
+    if mine:
+        where.append("r.requested_by_user_id = ?")
+        params.append(user.id)
+    clause = ("WHERE " + " AND ".join(where) + " ") if where else ""
+    conn = _conn(db)
+    total = conn.execute(
+        "SELECT COUNT(*) FROM reference_requests r JOIN accounts a ON a.id = r.advocate_account_id " + clause, params
+    ).fetchone()[0]
+    rows = conn.execute(
+        _VIEW_SQL + clause + "ORDER BY r.created_at DESC, r.id DESC LIMIT ? OFFSET ?", (*params, limit, offset)
+    ).fetchall()
+    return [_view(r, user) for r in rows], total
+
+
+def events(db: sqlite_utils.Database, request_id: int) -> list[Event]:
+    """The audit trail of one request, oldest first."""
+    conn = _conn(db)
+    if conn.execute("SELECT 1 FROM reference_requests WHERE id = ?", (request_id,)).fetchone() is None:
+        raise NotFound(f"unknown reference request: {request_id}")
+    rows = conn.execute(
+        "SELECT at, actor, from_status, to_status, note FROM request_events WHERE request_id = ? ORDER BY id",
+        (request_id,),
+    )
+    return [Event(*r) for r in rows]
+
+
+def advocate_load(
+    db: sqlite_utils.Database,
+    settings: Settings,
+    *,
+    today: date | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    near_capacity_only: bool = False,
+) -> tuple[list[dict[str, Any]], int]:
+    """Every advocate's use of its quarterly slots, fullest first: (one page, total).
+
+    ``near_capacity_only`` keeps the advocates with at most NEAR_CAPACITY slots left.
+    ``contact`` is always None here: the shell decides who may see it.
+    """
+    _page(limit, offset)
+    today = today or _now().date()
+    marks = ",".join("?" * len(USING_CAPACITY))
+    base = f"""
+    WITH used AS (
+        SELECT advocate_account_id AS account_id,
+               SUM(substr(COALESCE(approved_at, created_at), 1, 10) BETWEEN ? AND ?) AS used_quarter,
+               MAX(COALESCE(approved_at, created_at)) AS last_used_at
+        FROM reference_requests WHERE status IN ({marks}) GROUP BY advocate_account_id
+    ), load AS (
+        SELECT a.external_id, a.name, v.consent, v.reference_types,
+               COALESCE(v.capacity_per_quarter, ?) AS capacity, COALESCE(u.used_quarter, 0) AS used_quarter,
+               u.last_used_at
+        FROM advocates v JOIN accounts a ON a.id = v.account_id LEFT JOIN used u ON u.account_id = v.account_id
+    )
+    SELECT {{}} FROM load {"WHERE capacity - used_quarter <= ?" if near_capacity_only else ""}
+    """
+    params: list[Any] = [quarter_start(today).isoformat(), today.isoformat(), *USING_CAPACITY]
+    params.append(settings.default_capacity)
+    if near_capacity_only:
+        params.append(NEAR_CAPACITY)
+    conn = _conn(db)
+    total = conn.execute(base.format("COUNT(*)"), params).fetchone()[0]
+    rows = conn.execute(
+        base.format("*") + "ORDER BY capacity - used_quarter, used_quarter DESC, name, external_id LIMIT ? OFFSET ?",
+        (*params, limit, offset),
+    ).fetchall()
+    out = [
+        {
+            "external_id": r[0],
+            "name": r[1],
+            "consent": bool(r[2]),
+            "reference_types": json.loads(r[3]),
+            "capacity": r[4],
+            "used_this_quarter": r[5],
+            "remaining": max(0, r[4] - r[5]),
+            "last_used_at": r[6],
+            "contact": None,
+        }
+        for r in rows
+    ]
+    return out, total
+
+
+# -- writing ------------------------------------------------------------------
+def _account_id(conn: sqlite3.Connection, external_id: str, what: str) -> int:
+    row = conn.execute("SELECT id FROM accounts WHERE external_id = ?", (external_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"unknown {what} account: {external_id!r}")
+    return row[0]
+
+
+def _event(conn: sqlite3.Connection, request_id: int, at: str, actor: str, from_: str | None, to: str, note) -> None:
+    conn.execute(
+        "INSERT INTO request_events (request_id, at, actor, from_status, to_status, note) VALUES (?, ?, ?, ?, ?, ?)",
+        (request_id, at, actor, from_, to, note),
+    )
+
+
+def create_request(
+    db: sqlite_utils.Database,
+    user: User,
+    *,
+    advocate_external_id: str,
+    seeker_external_id: str | None = None,
+    purpose: str = "reference",
+    reference_type: str | None = None,
+    note: str | None = None,
+    override_reason: str | None = None,
+    settings: Settings,
+    now: datetime | None = None,
+) -> RequestView:
+    """Ask an advocate for a reference. Conflict when it does not consent or is at capacity,
+    unless a reference manager (or admin) gives an override reason, which is recorded."""
+    problems = []
+    if purpose not in PURPOSES:
+        problems.append(_bad("purpose", f"must be one of {', '.join(PURPOSES)}, got {purpose!r}"))
+    reference_type = _clean(reference_type) or DEFAULT_REFERENCE_TYPE.get(purpose, "call")
+    if reference_type not in REFERENCE_TYPES:
+        problems.append(_bad("reference_type", f"must be one of {', '.join(REFERENCE_TYPES)}, got {reference_type!r}"))
+    if not _clean(advocate_external_id):
+        problems.append(_bad("advocate_external_id", "must not be empty"))
+    _raise_if(problems)
+    advocate_external_id = advocate_external_id.strip()
+    seeker_external_id = _clean(seeker_external_id)
+    note, reason = _clean(note), _clean(override_reason)
+    moment = _utc(now)
+    stamp = moment.isoformat()
+    with transaction(db) as conn:
+        advocate_id = _account_id(conn, advocate_external_id, "advocate")
+        seeker_id = _account_id(conn, seeker_external_id, "seeker") if seeker_external_id else None
+        if seeker_id == advocate_id:
+            _raise_if([_bad("advocate_external_id", "must not be the seeker")])
+        refusals = _refusals(
+            conn, advocate_id, advocate_external_id, reference_type, settings.default_capacity, moment.date()
+        )
+        event_note = note
+        if refusals:
+            if not (user.is_manager and reason):
+                raise _refuse(refusals, user, "request")
+            event_note = _override_note(note, refusals, reason)
+        cur = conn.execute(
+            "INSERT INTO reference_requests (seeker_account_id, advocate_account_id, purpose, reference_type, status, "
+            "requested_by, requested_by_user_id, note, override_reason, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, 'requested', ?, ?, ?, ?, ?, ?)",
+            (
+                seeker_id,
+                advocate_id,
+                purpose,
+                reference_type,
+                user.username,
+                user.id,
+                note,
+                reason if refusals else None,
+                stamp,
+                stamp,
+            ),
+        )
+        request_id = int(cur.lastrowid)
+        _event(conn, request_id, stamp, user.username, None, "requested", event_note)
+    return get_request(db, user, request_id)
+
+
+def transition(
+    db: sqlite_utils.Database,
+    user: User,
+    request_id: int,
+    to_status: str,
+    *,
+    note: str | None = None,
+    scheduled_for: date | datetime | str | None = None,
+    rating: int | str | None = None,
+    deal_outcome: str | None = None,
+    influenced_arr: float | str | None = None,
+    override_reason: str | None = None,
+    settings: Settings | None = None,
+    now: datetime | None = None,
+) -> RequestView:
+    """Move a request to ``to_status``: Conflict if the workflow does not allow it from where it is,
+    Forbidden if the user may not. Approving re-checks consent and capacity (a request created
+    under an override is not re-checked; otherwise a manager may pass ``override_reason``)."""
+    if to_status not in STATES:
+        _raise_if([_bad("to_status", f"must be one of {', '.join(STATES)}, got {to_status!r}")])
+    problems: list[dict[str, str]] = []
+    when = _when(scheduled_for, problems)
+    outcome = {
+        "rating": _rating(rating, problems),
+        "deal_outcome": _deal_outcome(deal_outcome, problems),
+        "influenced_arr": _arr(influenced_arr, problems),
+    }
+    if when is not None and to_status != "scheduled":
+        problems.append(_bad("scheduled_for", "only when scheduling"))
+    for name, value in outcome.items():
+        if value is not None and to_status != "completed":
+            problems.append(_bad(name, "only when completing"))
+    _raise_if(problems)
+    note, reason = _clean(note), _clean(override_reason)
+    moment = _utc(now)
+    stamp = moment.isoformat()
+    with transaction(db) as conn:
+        row = conn.execute(
+            "SELECT r.status, r.requested_by_user_id, r.advocate_account_id, r.reference_type, r.override_reason, "
+            "a.external_id FROM reference_requests r JOIN accounts a ON a.id = r.advocate_account_id WHERE r.id = ?",
+            (request_id,),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"unknown reference request: {request_id}")
+        current, requester, advocate_id, reference_type, previous_override, advocate_external_id = row
+        if to_status not in TRANSITIONS[current]:
+            allowed = sorted(TRANSITIONS[current], key=STATES.index)
+            raise Conflict(
+                f"cannot move request {request_id} from {current} to {to_status}"
+                + (f": from {current} it can go to {', '.join(allowed)}" if allowed else f": {current} is final"),
+                details=[{"field": "to_status", "from": current, "to": to_status, "allowed": allowed}],
+            )
+        if not may_apply(user, requester, to_status):
+            who = "its requester or a reference manager" if to_status == "cancelled" else "a reference manager"
+            raise Forbidden(f"only {who} may move a request to {to_status} (you are {user.role})")
+        sets = {"status": to_status, "updated_at": stamp}
+        event_note = note
+        if to_status == "approved":
+            sets["approved_at"] = stamp
+            if previous_override is None:
+                default_capacity = (settings or load_settings()).default_capacity
+                refusals = _refusals(
+                    conn, advocate_id, advocate_external_id, reference_type or "call", default_capacity, moment.date()
+                )
+                if refusals:
+                    if not reason:
+                        raise _refuse(refusals, user, "approval")
+                    sets["override_reason"] = reason
+                    event_note = _override_note(note, refusals, reason)
+        elif to_status == "scheduled":
+            sets["scheduled_for"] = when
+        elif to_status == "completed":
+            sets["completed_at"] = stamp
+            sets.update(outcome)
+        conn.execute(
+            f"UPDATE reference_requests SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
+            (*sets.values(), request_id),
+        )
+        _event(conn, request_id, stamp, user.username, current, to_status, event_note)
+    return get_request(db, user, request_id)
