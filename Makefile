@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint backtest clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,6 +22,9 @@ demo: install  ## load the demo data, build the indexes, show a match
 
 test: install  ## the test suite (what CI runs)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+backtest: install  ## replay RavenStack churn history through the risk rules and the fitted model
+	$(PY) scripts/backtest_risk.py
 
 lint: install
 	$(VENV)/bin/ruff check refmatch tests scripts

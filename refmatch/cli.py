@@ -238,12 +238,20 @@ def demo(service: Service, fresh: bool, quiet: bool) -> None:
 
 
 # Command groups of other areas live in their own modules; each registers itself here.
-# (risk)
-# (batch)
+from refmatch.cli_risk import risk  # noqa: E402
+
+cli.add_command(risk)
+from refmatch.cli_batch import batch, runs  # noqa: E402
+
+cli.add_command(batch)
+cli.add_command(runs)
 from refmatch.cli_users import token, user  # noqa: E402
 
 cli.add_command(user)
 cli.add_command(token)
+from refmatch.cli_serve import serve  # noqa: E402
+
+cli.add_command(serve)
 # (web)
 
 

@@ -7,6 +7,7 @@ prompted without echo, or read from stdin with --password-stdin; they are never 
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -17,7 +18,7 @@ from refmatch.service import Service
 
 def _password(from_stdin: bool) -> str:
     if from_stdin:
-        return click.get_text_stream("stdin").readline().rstrip("\r\n")
+        return sys.stdin.readline().rstrip("\r\n")
     return click.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 

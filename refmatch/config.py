@@ -79,6 +79,12 @@ REGISTRY: tuple[Setting, ...] = (
         float,
     ),
     Setting("diversity", 0.15, "Diversity re-ranking strength (0 = pure score order).", float),
+    Setting(
+        "secret_key",
+        None,
+        "Key that signs the web UI's session cookies. Unset: a random key is made once and kept "
+        "beside the database in DB.secret (mode 600).",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in REGISTRY}
@@ -107,6 +113,7 @@ class Settings:
     w_fatigue: float = 0.15
     need_threshold: float = 0.45
     diversity: float = 0.15
+    secret_key: str | None = field(default=None, repr=False)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property

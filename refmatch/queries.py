@@ -23,13 +23,14 @@ from refmatch.errors import Conflict, InvalidInput, NotFound
 from refmatch.match.catalog import USING_CAPACITY, Catalog, load_catalog, quarter_start
 from refmatch.match.eligibility import Rules, eligible_mask
 from refmatch.models import DEFAULT_REFERENCE_TYPE, Seeker
+from refmatch.risk import after_import as refresh_risk
 from refmatch.service import Service
 from refmatch.store import UPSERTS, data_version, transaction
 
 ACCOUNT_FILTERS = ("industry", "stage", "region")
 MAX_LIMIT = 200
-# share of the quarterly capacity used from which an advocate counts as near capacity
-NEAR_CAPACITY = 0.75
+# an advocate with at most this many quarterly slots left is near capacity (as workflow.advocate_load says)
+NEAR_CAPACITY = 1
 
 Db = sqlite_utils.Database | sqlite3.Connection
 
@@ -169,8 +170,10 @@ def _validate_account(settings: Settings, raw: Mapping[str, Any]) -> dict[str, A
 
 
 def _write_account(service: Service, record: dict[str, Any]) -> None:
+    """Upsert one account exactly as an import of one row would (risk scores follow, as after an import)."""
     with transaction(service.db) as conn:
         UPSERTS["accounts"](conn, [record])
+        refresh_risk(conn, "accounts", [record], service.settings)
 
 
 def create_account(service: Service, raw: Mapping[str, Any], *, include_contact: bool = False) -> dict[str, Any]:
@@ -288,8 +291,8 @@ def list_advocates(
         where.append("v.account_id IN (SELECT value FROM json_each(?))")
         params.append(json.dumps([int(i) for i in account_ids]))
     if near_capacity_only:
-        where.append(f"{used} >= {capacity} * ?")
-        params.extend([*used_params, settings.default_capacity, NEAR_CAPACITY])
+        where.append(f"{capacity} - {used} <= ?")
+        params.extend([settings.default_capacity, *used_params, NEAR_CAPACITY])
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     base = f"FROM advocates v JOIN accounts a ON a.id = v.account_id{clause}"
     conn = _conn(db)
@@ -310,6 +313,16 @@ def list_advocates(
         contact = {k: item.pop(f"contact_{k}") for k in ("name", "title", "email")}
         item["contact"] = contact if include_contact and any(contact.values()) else None
     return items, total
+
+
+def advocate_contacts(db: Db, external_ids: Sequence[str]) -> dict[str, dict[str, str | None]]:
+    """{external_id: {name, title, email}} of the advocates named that have a contact."""
+    rows = _conn(db).execute(
+        "SELECT a.external_id, v.contact_name, v.contact_title, v.contact_email FROM advocates v "
+        "JOIN accounts a ON a.id = v.account_id WHERE a.external_id IN (SELECT value FROM json_each(?))",
+        (json.dumps(list(external_ids)),),
+    )
+    return {r[0]: {"name": r[1], "title": r[2], "email": r[3]} for r in rows if any(r[1:])}
 
 
 # -- dashboard ----------------------------------------------------------------
@@ -350,7 +363,9 @@ def coverage(service: Service, purpose: str = "reference", *, today: date | None
     if key in _COVERAGE_CACHE:
         return _COVERAGE_CACHE[key]
     catalog = load_catalog(conn, tuple(settings.stages), today)
-    stage = settings.stages[0] if purpose == "reference" else ("onboarding" if "onboarding" in settings.stages else None)
+    stage = (
+        settings.stages[0] if purpose == "reference" else ("onboarding" if "onboarding" in settings.stages else None)
+    )
     stage = stage or settings.stages[1]
     rank = settings.stages.index(stage)
     rules = Rules(purpose, DEFAULT_REFERENCE_TYPE[purpose], settings.default_capacity, settings.min_health)

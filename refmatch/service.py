@@ -19,6 +19,7 @@ from refmatch.index.sync import INDEX_NAMES, BuildReport, IndexStatus, build_ind
 from refmatch.match import Indexes, Rules, find_matches, load_catalog
 from refmatch.match.catalog import Catalog
 from refmatch.models import DEFAULT_REFERENCE_TYPE, PURPOSES, MatchResult, Seeker
+from refmatch.risk import after_import as refresh_risk
 from refmatch.store import UPSERTS, data_version, open_db, transaction
 from refmatch.store.repo import account_row, profile_text
 
@@ -128,6 +129,7 @@ class Service:
         try:
             with transaction(self.db) as conn:
                 counts = UPSERTS[kind](conn, result.records)
+                refresh_risk(conn, kind, result.records, self.settings)  # risk scores follow their inputs
                 if dry_run:
                     raise _Rollback
         except _Rollback:

@@ -426,7 +426,9 @@ def _account_id(conn: sqlite3.Connection, external_id: str, what: str) -> int:
     return row[0]
 
 
-def _event(conn: sqlite3.Connection, request_id: int, at: str, actor: str, from_: str | None, to: str, note) -> None:
+def _event(
+    conn: sqlite3.Connection, request_id: int, at: str, actor: str, from_: str | None, to: str, note: str | None
+) -> None:
     conn.execute(
         "INSERT INTO request_events (request_id, at, actor, from_status, to_status, note) VALUES (?, ?, ?, ?, ?, ?)",
         (request_id, at, actor, from_, to, note),

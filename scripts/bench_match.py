@@ -173,6 +173,24 @@ def serve_phase(args) -> None:
         }))  # fmt: skip
 
 
+def build(args, db: Path, index_dir: Path) -> None:
+    t = time.perf_counter()
+    populate(db, args.accounts, args.needs_per_account, args.seed)
+    populate_s = time.perf_counter() - t
+    settings = load_settings({"db": str(db), "index_dir": str(index_dir)}, env={})
+    service = Service(settings, encoder=SyntheticEncoder())
+    t = time.perf_counter()
+    reports = service.build_indexes()
+    build_s = time.perf_counter() - t
+    service.close()
+    print(json.dumps({
+        "phase": "build", "accounts": args.accounts, "needs": args.accounts * args.needs_per_account,
+        "populate_s": round(populate_s, 1), "index_build_s": round(build_s, 1),
+        "indexes": {r.name: {"kind": r.kind, "count": r.total} for r in reports},
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }), flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--accounts", type=int, default=10_000)
@@ -180,6 +198,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300, help="stored-seeker matches to time")
     parser.add_argument("--text-queries", type=int, default=50, help="ad-hoc text matches to time")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workdir", help="keep the synthetic database and indexes here and reuse them next time")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--index-dir", help=argparse.SUPPRESS)
@@ -189,22 +208,12 @@ def main() -> None:
         return
 
     with tempfile.TemporaryDirectory(prefix="bench-match-") as tmp:
-        db, index_dir = Path(tmp) / "bench.db", Path(tmp) / "indexes"
-        t = time.perf_counter()
-        populate(db, args.accounts, args.needs_per_account, args.seed)
-        populate_s = time.perf_counter() - t
-        settings = load_settings({"db": str(db), "index_dir": str(index_dir)}, env={})
-        service = Service(settings, encoder=SyntheticEncoder())
-        t = time.perf_counter()
-        reports = service.build_indexes()
-        build_s = time.perf_counter() - t
-        service.close()
-        print(json.dumps({
-            "phase": "build", "accounts": args.accounts, "needs": args.accounts * args.needs_per_account,
-            "populate_s": round(populate_s, 1), "index_build_s": round(build_s, 1),
-            "indexes": {r.name: {"kind": r.kind, "count": r.total} for r in reports},
-            "peak_rss_mb": round(peak_rss_mb(), 1),
-        }), flush=True)  # fmt: skip
+        work = Path(args.workdir or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        db, index_dir = work / "bench.db", work / "indexes"
+        if not (args.workdir and db.exists() and index_dir.exists()):
+            db.unlink(missing_ok=True)
+            build(args, db, index_dir)
         subprocess.run(
             [sys.executable, __file__, "--serve", "--db", str(db), "--index-dir", str(index_dir),
              "--accounts", str(args.accounts), "--queries", str(args.queries),

@@ -17,9 +17,10 @@ ORDER = [
     "match",
     "risk",
     "service",
+    "queries",
     "batch",
-    "cli",
     "web",
+    "cli",  # the top: it registers every shell's commands (serve starts the web app)
 ]
 SHELLS = {"cli", "web", "batch", "__main__"}
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
 
+from refmatch.match.risk_view import RiskView, load_risk_view
 from refmatch.store.db import data_version
 
 # statuses of a reference request that use one of the advocate's quarterly slots
@@ -65,6 +66,7 @@ class Catalog:
     need_met_on: dict[int, str | None]
     met_need_order: np.ndarray  # indices into need arrays of met needs, grouped by account row
     met_need_start: np.ndarray  # CSR offsets per account row into met_need_order
+    risk: RiskView = field(default_factory=RiskView)  # at-risk rows, troubles now and overcome
 
     def row(self, account_id: int) -> int:
         pos = int(np.searchsorted(self.ids, account_id))
@@ -204,4 +206,5 @@ def load_catalog(conn: sqlite3.Connection, stages: tuple[str, ...], today: date 
         need_met_on={r[0]: r[5] for r in needs},
         met_need_order=met_order,
         met_need_start=met_start,
+        risk=load_risk_view(conn, ids),
     )

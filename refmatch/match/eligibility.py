@@ -36,6 +36,8 @@ def eligible_mask(catalog: Catalog, seeker: Seeker, rules: Rules) -> np.ndarray:
     mask &= catalog.blackout_until <= catalog.today.toordinal()
     # unknown health is not evidence of ill health; a known low score is
     mask &= ~(catalog.health < rules.min_health)
+    # never put an at-risk (or lost) account in front of a prospect or a peer
+    mask[catalog.risk.at_risk_rows] = False
 
     seeker_rank = catalog.stages.index(seeker.stage) if seeker.stage in catalog.stages else 0
     mask &= catalog.stage_rank >= catalog.live_rank

@@ -18,6 +18,7 @@ from refmatch.index.base import VectorIndex
 from refmatch.match.catalog import Catalog
 from refmatch.match.diversity import diversify
 from refmatch.match.eligibility import Rules, capacity_of, eligible_mask
+from refmatch.match.retention import add_shared_troubles, explain_troubles, trouble_candidates
 from refmatch.match.scoring import explain, score_candidates
 from refmatch.models import Match, Seeker
 
@@ -55,6 +56,8 @@ def find_matches(
         if len(hits):
             hit_rows = catalog.need_account_row[np.searchsorted(catalog.need_ids, hits)]
             candidate_ids.append(catalog.ids[hit_rows])
+    if rules.purpose == "retention":
+        candidate_ids.append(trouble_candidates(catalog, seeker, mask, pool))
     candidates = np.unique(np.concatenate(candidate_ids))
     if len(candidates) == 0:
         return [], int(len(allowed_rows))
@@ -86,6 +89,9 @@ def find_matches(
                 need_best_id[has, j] = all_met[firsts]
 
     cands = score_candidates(catalog, seeker, rows, profile_sims, need_best, need_best_id, capacities, settings)
+    retention = rules.purpose == "retention"
+    if retention:
+        add_shared_troubles(catalog, seeker, cands, settings)
     order = diversify(cands.scores, profile_vectors, k, settings.diversity)
     matches = [
         Match(
@@ -95,7 +101,10 @@ def find_matches(
             name=catalog.names[rows[i]],
             score=float(cands.scores[i]),
             components={c: float(v[i]) for c, v in cands.components.items()},
-            reasons=explain(catalog, seeker, cands, i, settings),
+            reasons=[
+                *(explain_troubles(catalog, seeker, int(rows[i])) if retention else []),
+                *explain(catalog, seeker, cands, i, settings),
+            ],
         )
         for rank, i in enumerate(order, start=1)
     ]

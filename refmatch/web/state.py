@@ -23,6 +23,18 @@ from refmatch.service import Service
 from refmatch.store import data_version, open_db
 
 
+def _one_search_thread() -> None:
+    """One OpenMP thread for FAISS in the calling thread.
+
+    OpenMP keeps the thread count per thread: a request thread does not inherit the main
+    thread's ``omp_set_num_threads(1)``, and FAISS would spread each single query over
+    every core, spin-waiting between them (3-5x the CPU of a match under load).
+    """
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+
+
 class SharedService(Service):
     """A Service safe to call from many threads: a connection per thread, loading under a lock."""
 
@@ -36,7 +48,8 @@ class SharedService(Service):
     @property
     def db(self) -> sqlite_utils.Database:
         db = getattr(self._local, "db", None)
-        if db is None:
+        if db is None:  # the first call in this thread
+            _one_search_thread()
             db = open_db(self.settings.db_path)
             self._local.db = db
             with self._load_lock:

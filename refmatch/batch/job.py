@@ -1,0 +1,334 @@
+"""The batch job: embed -> plan -> search -> assign -> write -> export, resumable at every partition.
+
+- embed:  bring the indexes up to date (only new or changed text is embedded) and load them;
+- plan:   choose and order the seekers, cut them into partitions, record the run;
+- search: per partition, batched retrieval and exact scoring (checkpointed);
+- assign: all candidates at once, shared out under capacity (or greedy), and the report;
+- write:  per partition, the chosen candidates as matches with reasons (checkpointed);
+- export: the run's matches to CSV or JSON Lines, atomically.
+
+Every checkpoint is a committed transaction, and each step is a pure function of its
+inputs (``partitions``), so a resumed run redoes only unfinished partitions and ends
+exactly where an uninterrupted one would. The search holds the indexes and one
+partition; the indexes are let go before the assignment, which holds only the
+candidate pairs (three numbers per pair); the write holds one partition.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import io
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from refmatch.batch import runs
+from refmatch.batch.assignment import Edges, assign, greedy, room_left
+from refmatch.batch.exports import write_export
+from refmatch.batch.lock import run_lock
+from refmatch.batch.params import BatchParams
+from refmatch.batch.partitions import PartitionCandidates, chosen_seekers, materialise, search_partition
+from refmatch.batch.reports import build_report
+from refmatch.batch.seekers import plan, seeker_accounts
+from refmatch.errors import Conflict, StaleIndex
+from refmatch.index.files import index_paths
+from refmatch.index.sync import INDEX_NAMES, load_fresh
+from refmatch.match import Indexes, load_catalog
+from refmatch.match.batch_retrieval import RetrievalContext
+from refmatch.match.catalog import Catalog
+from refmatch.service import ProgressFactory, Service
+from refmatch.store import data_version
+from refmatch.store.repo import now_iso
+
+_VERSION_KEYS = ("model", "built_at", "data_version", "count", "kind", "sha256")
+
+
+@dataclass
+class StageEvent:
+    """A stage finished: what a log line or a benchmark reports."""
+
+    run_id: int | None
+    stage: str
+    seconds: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        run = f"run {self.run_id}" if self.run_id is not None else "batch"
+        details = ", ".join(f"{k} {v}" for k, v in self.info.items())
+        return f"{run}: {self.stage} done in {self.seconds:.1f} s" + (f" ({details})" if details else "")
+
+
+@dataclass
+class Hooks:
+    """How a caller follows a run. ``on_partition(phase, part)`` runs after each committed
+    checkpoint (tests raise there to simulate a crash)."""
+
+    progress: ProgressFactory | None = None
+    on_stage: Callable[[StageEvent], None] | None = None
+    on_partition: Callable[[str, int], None] | None = None
+
+
+def run_batch(service: Service, params: BatchParams, *, build: bool = True, hooks: Hooks | None = None) -> runs.RunInfo:
+    """Start and finish a run; ``build=False`` refuses stale indexes instead of updating them."""
+    params.validate()
+    hooks = hooks or Hooks()
+    with run_lock(service.settings.db_path):
+        t0 = time.perf_counter()
+        indexes, versions, embedded = _fresh_indexes(service, build, hooks)
+        _emit(hooks, None, "embed", t0, embedded=embedded)
+
+        t0 = time.perf_counter()
+        conn = service.conn
+        started = now_iso()
+        catalog = load_catalog(conn, tuple(service.settings.stages), params.day)
+        seekers = plan(conn, catalog, service.settings, params.purposes, params.partition_size)
+        loaded = _Loaded(indexes)
+        del indexes  # _execute lets them go once the search is done: no other reference may keep them
+        run_id = runs.create_run(
+            conn,
+            params,
+            model=service.model_name,
+            data_version=data_version(conn),
+            index_versions=versions,
+            plan=seekers,
+            started_at=started,
+        )
+        parts = (seekers[-1].part + 1) if seekers else 0
+        _emit(hooks, run_id, "plan", t0, seekers=len(seekers), partitions=parts)
+        return _execute(service, runs.get_run(conn, run_id), catalog, loaded, hooks)
+
+
+def resume_batch(service: Service, run_id: int, *, out: str | None = None, hooks: Hooks | None = None) -> runs.RunInfo:
+    """Finish an interrupted run from its last checkpoint, on the data it started on."""
+    hooks = hooks or Hooks()
+    conn = service.conn
+    with run_lock(service.settings.db_path):
+        run = runs.get_run(conn, run_id)
+        if run.status == "done":
+            raise Conflict(f"run {run_id} is already done; start a new run instead")
+        now = data_version(conn)
+        if now != run.data_version:
+            raise Conflict(
+                f"run {run_id} cannot resume: the data changed since it started (data version "
+                f"{run.data_version} -> {now}); start a new run"
+            )
+        current = _manifest_versions(service)
+        if current != run.index_versions:
+            changed = sorted(n for n in INDEX_NAMES if current.get(n) != run.index_versions.get(n))
+            raise Conflict(
+                f"run {run_id} cannot resume: the {', '.join(changed)} index changed since it started; start a new run"
+            )
+        if out is not None:
+            run.params = replace(run.params, out=out)
+            run.params.validate()
+        runs.set_state(conn, run_id, status="running", error=None, resumes=run.resumes + 1,
+                       params=json.dumps(run.params.as_dict()))  # fmt: skip
+        catalog = load_catalog(conn, tuple(service.settings.stages), run.params.day)
+        return _execute(service, runs.get_run(conn, run_id), catalog, _Loaded(None), hooks)
+
+
+# --------------------------------------------------------------------------- stages
+
+
+@dataclass
+class _Loaded:
+    """The indexes while the search needs them; emptied afterwards so that their memory is given back."""
+
+    indexes: Indexes | None
+
+
+def _execute(service: Service, run: runs.RunInfo, catalog: Catalog, loaded: _Loaded, hooks: Hooks) -> runs.RunInfo:
+    conn, settings, params = service.conn, service.settings, run.params
+    try:
+        todo = sorted(set(range(run.partitions)) - runs.done_parts(conn, run.id, "search"))
+        if todo:
+            runs.set_state(conn, run.id, stage="search")
+            t0 = time.perf_counter()
+            if loaded.indexes is None:
+                loaded.indexes = Indexes(*(_load(service, name)[0] for name in INDEX_NAMES))
+            ctx = RetrievalContext.build(catalog, loaded.indexes, settings.default_capacity)
+            with _bar(hooks, "searching", run, todo) as advance, _faiss_threads():
+                for part in todo:
+                    refs = runs.part_refs(conn, run.id, part)
+                    seekers = ctx.seekers(seeker_accounts(conn, [r.account_id for r in refs]))
+                    found = search_partition(
+                        ctx, [(r.seq, r.purpose, s) for r, s in zip(refs, seekers)], settings,
+                        k=params.k, depth=params.depth,
+                    )  # fmt: skip
+                    runs.save_search(conn, run.id, part, found.to_bytes())
+                    advance(len(refs))
+                    if hooks.on_partition:
+                        hooks.on_partition("search", part)
+            del ctx
+            _emit(hooks, run.id, "search", t0, seekers=run.seekers, partitions=len(todo))
+        loaded.indexes = None
+        gc.collect()  # the indexes are not needed from here on: give their memory back
+
+        if not runs.done_parts(conn, run.id, "assign"):
+            runs.set_state(conn, run.id, stage="assign")
+            t0 = time.perf_counter()
+            report = _assign(conn, run, catalog, settings.default_capacity)
+            _emit(hooks, run.id, "assign", t0, mode=params.mode, matches=report["matches"])
+            if hooks.on_partition:
+                hooks.on_partition("assign", 0)
+
+        todo = sorted(set(range(run.partitions)) - runs.done_parts(conn, run.id, "write"))
+        if todo:
+            runs.set_state(conn, run.id, stage="write")
+            t0 = time.perf_counter()
+            ctx = RetrievalContext.build(catalog, None, settings.default_capacity)  # seekers without vectors
+            with _bar(hooks, "writing", run, todo) as advance:
+                for part in todo:
+                    found = PartitionCandidates.from_bytes(runs.part_data(conn, run.id, "search", part))
+                    chosen = np.load(io.BytesIO(runs.part_data(conn, run.id, "assign", part)))
+                    wanted = set(chosen_seekers(found, chosen).tolist())  # only they need explaining
+                    refs = [r for r in runs.part_refs(conn, run.id, part) if r.seq in wanted]
+                    seekers = ctx.seekers(seeker_accounts(conn, [r.account_id for r in refs]), vectors=False)
+                    by_seq = {r.seq: (r.purpose, s) for r, s in zip(refs, seekers)}
+                    rows = materialise(catalog, found, chosen, by_seq, settings)
+                    runs.save_results(conn, run.id, part, found, rows, model=run.model,
+                                      data_version=run.data_version, created_at=run.started_at)  # fmt: skip
+                    advance(len(found.seq))
+                    if hooks.on_partition:
+                        hooks.on_partition("write", part)
+            _emit(hooks, run.id, "write", t0, partitions=len(todo))
+
+        export_path = None
+        if params.out:
+            runs.set_state(conn, run.id, stage="export")
+            t0 = time.perf_counter()
+            path = params.out_path(run.id)
+            count = write_export(runs.result_rows(conn, run.id), path)  # type: ignore[arg-type]
+            export_path = str(path)
+            _emit(hooks, run.id, "export", t0, rows=count, file=export_path)
+        runs.set_state(conn, run.id, status="done", stage="done", finished_at=now_iso(), export_path=export_path)
+        runs.drop_checkpoint_data(conn, run.id)
+    except BaseException as exc:
+        message = (str(exc) or type(exc).__name__).splitlines()[0]
+        with contextlib.suppress(Exception):  # never hide the cause behind a failure to record it
+            runs.set_state(conn, run.id, status="failed", error=message)
+        raise
+    return runs.get_run(conn, run.id)
+
+
+def _assign(conn, run: runs.RunInfo, catalog: Catalog, default_capacity: int) -> dict[str, Any]:
+    """Solve the run's assignment over all its candidates; store it per partition with the report."""
+    params = run.params
+    seeker, advocate, score, sizes = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0)], []
+    for part in range(run.partitions):
+        found = PartitionCandidates.from_bytes(runs.part_data(conn, run.id, "search", part))
+        seeker.append(found.edge_seeker)
+        advocate.append(found.advocate)
+        score.append(found.score)
+        sizes.append(len(found.score))
+        del found
+    edges = Edges(np.concatenate(seeker), np.concatenate(advocate), np.concatenate(score))
+    room = room_left(catalog, default_capacity, params.per_advocate)
+    chosen = greedy(edges, params.k) if params.greedy else assign(edges, params.k, room)
+    report = build_report(edges, chosen, run.seekers, params.k, room, params.mode)
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    per_part = {}
+    for part in range(run.partitions):
+        local = np.flatnonzero(chosen[bounds[part] : bounds[part + 1]])
+        buf = io.BytesIO()
+        np.save(buf, local)
+        per_part[part] = buf.getvalue()
+    runs.save_assignment(conn, run.id, per_part, report)
+    return report
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _fresh_indexes(service: Service, build: bool, hooks: Hooks) -> tuple[Indexes, dict[str, Any], int]:
+    """Both indexes, fresh; built first (embedding only what the cache lacks) when stale and allowed."""
+    embedded = 0
+    try:
+        loaded = [_load(service, name) for name in INDEX_NAMES]
+    except StaleIndex:
+        if not build:
+            raise
+        loaded = []
+        pending = service.pending_embeddings() if hooks.progress else {}
+        factory, bars = None, []
+        if hooks.progress:
+            progress = hooks.progress
+
+            def factory(name: str, _total: int) -> Callable[[int], None]:
+                bars.append(progress(f"embedding {name}", pending.get(name, 0)))
+                return bars[-1]
+
+        try:
+            embedded = sum(r.embedded for r in service.build_indexes(progress=factory))
+        finally:
+            for bar in bars:
+                _close(bar)
+        loaded = [_load(service, name) for name in INDEX_NAMES]
+    indexes = Indexes(*(index for index, _ in loaded))
+    return indexes, {name: version for name, (_, version) in zip(INDEX_NAMES, loaded)}, embedded
+
+
+def _load(service: Service, name: str):
+    index, manifest = load_fresh(service.conn, service.settings.index_path, name, service.model_name)
+    return index, {k: manifest.get(k) for k in _VERSION_KEYS}
+
+
+def _manifest_versions(service: Service) -> dict[str, Any]:
+    """The versions the index files on disk declare (their manifests only; nothing is loaded)."""
+    out = {}
+    for name in INDEX_NAMES:
+        try:
+            manifest = json.loads(index_paths(service.settings.index_path, name)[1].read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            manifest = {}
+        out[name] = {k: manifest.get(k) for k in _VERSION_KEYS}
+    return out
+
+
+def _emit(hooks: Hooks, run_id: int | None, stage: str, t0: float, **info: Any) -> None:
+    if hooks.on_stage:
+        hooks.on_stage(StageEvent(run_id, stage, time.perf_counter() - t0, info))
+
+
+@contextmanager
+def _bar(hooks: Hooks, what: str, run: runs.RunInfo, todo: list[int]) -> Iterator[Callable[[int], None]]:
+    """Progress in seekers over the whole run, starting from what earlier attempts finished."""
+    if hooks.progress is None:
+        yield lambda n: None
+        return
+    size = run.params.partition_size
+    left = sum(min(size, run.seekers - part * size) for part in todo)
+    advance = hooks.progress(f"run {run.id}: {what}", run.seekers)
+    if run.seekers - left:
+        advance(run.seekers - left)
+    try:
+        yield advance
+    finally:
+        _close(advance)
+
+
+def _close(advance: Callable[[int], None]) -> None:
+    """Progress callbacks may carry a ``close`` (a bar to take off the screen)."""
+    close = getattr(advance, "close", None)
+    if close is not None:
+        close()
+
+
+@contextmanager
+def _faiss_threads() -> Iterator[None]:
+    """Batched searches use every core (one query at a time is faster on one thread: STACK.md)."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)

@@ -1,0 +1,106 @@
+"""The web shell: ``create_app(test_config)`` builds the Flask app (API + UI blueprints).
+
+One app holds one ``SharedService`` for the process: the model and the indexes are
+loaded once and shared by every request thread; writes take a process-wide lock.
+``refmatch serve`` runs it under waitress.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, jsonify
+
+from refmatch.config import Settings, load_settings
+from refmatch.web import api, auth, errors, ui
+from refmatch.web.state import SharedService, WebState
+
+__all__ = ["create_app", "secret_key_for"]
+
+DEFAULTS: dict[str, Any] = {
+    "MAX_CONTENT_LENGTH": 1024 * 1024,  # the largest body any route accepts (413 beyond)
+    "MAX_FORM_MEMORY_SIZE": 1024 * 1024,
+    "SESSION_COOKIE_NAME": "refmatch_session",
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": False,  # set True behind HTTPS
+    # refmatch's own: a Settings (or overrides for load_settings), an Encoder to use, warm up at start
+    "REFMATCH_SETTINGS": None,
+    "REFMATCH_ENCODER": None,
+    "REFMATCH_WARM": False,
+}
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+}
+
+
+def secret_key_for(settings: Settings) -> str:
+    """The configured secret key, else a random one kept beside the database (``<db>.secret``, mode 600)."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = Path(str(settings.db_path) + ".secret")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        key = secrets.token_urlsafe(48)
+        fh.write(key + "\n")
+    return key
+
+
+def _settings(value: Any) -> Settings:
+    if isinstance(value, Settings):
+        return value
+    return load_settings(value if isinstance(value, Mapping) else None)
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. ``test_config`` overrides Flask's config and refmatch's (``REFMATCH_*`` keys above)."""
+    app = Flask(__name__)
+    app.config.from_mapping(DEFAULTS)
+    app.json.sort_keys = False  # keep the documented order (seeker, purpose, matches, ...)
+    if test_config:
+        app.config.update(test_config)
+    settings = _settings(app.config["REFMATCH_SETTINGS"])
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = secret_key_for(settings)
+    service = SharedService(settings, encoder=app.config["REFMATCH_ENCODER"])
+    app.extensions["refmatch"] = WebState(service)
+
+    errors.register(app)
+    auth.register(app)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(ui.bp)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        checks = service.readiness()
+        ready = all(c["ok"] for c in checks.values())
+        return jsonify({"status": "ready" if ready else "not_ready", "checks": checks}), 200 if ready else 503
+
+    @app.after_request
+    def headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if auth.current_user() is not None:
+            response.headers["Cache-Control"] = "no-store"
+            response.vary.add("Cookie")
+        return response
+
+    if app.config["REFMATCH_WARM"]:
+        service.warm()
+    return app

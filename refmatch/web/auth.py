@@ -1,0 +1,148 @@
+"""Who is asking: a signed-in browser session or an API bearer token; CSRF; roles.
+
+Everything needs a user except the endpoints in ``PUBLIC``. A browser session must
+prove every state-changing request with the session's CSRF token: a hidden
+``csrf_token`` field in forms, an ``X-CSRF-Token`` header from scripts. Requests
+authenticated by a bearer token carry no ambient credential, so they are exempt.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import secrets
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, current_app, g, redirect, request, session, url_for
+
+from refmatch import users
+from refmatch.errors import Forbidden, Unauthorized
+from refmatch.web.errors import HttpError
+
+# reachable without signing in (static: the login page's stylesheet, nothing else lives there)
+PUBLIC = frozenset({"healthz", "readyz", "ui.login", "static"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+
+
+def current_user() -> users.User | None:
+    return g.get("user")
+
+
+def csrf_token() -> str:
+    """The session's CSRF token (made on first use)."""
+    token = session.get("csrf")
+    if not token:
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def sign_in(user: users.User) -> None:
+    session.clear()  # a fresh session (and CSRF token) at every sign-in
+    session["user_id"] = user.id
+    csrf_token()
+
+
+def sign_out() -> None:
+    session.clear()
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only same-site relative paths, so ?next= cannot send a user elsewhere."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        return None
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+def _identify() -> None:
+    from refmatch.web.state import WebState
+
+    state: WebState = current_app.extensions["refmatch"]
+    g.user, g.auth = None, None
+    if request.endpoint in ("healthz", "readyz", "static"):
+        return
+    token = _bearer() if request.path.startswith("/api/") else None
+    if token is not None:
+        user = users.user_for_token(state.service.db, token)
+        if user is None:
+            raise Unauthorized("invalid or revoked API token")
+        g.user, g.auth = user, "token"
+        return
+    user_id = session.get("user_id")
+    if user_id is not None:
+        user = users.get_user(state.service.db, user_id)
+        if user is None:
+            session.clear()  # the account was removed: sign the browser out
+        else:
+            g.user, g.auth = user, "session"
+
+
+def _gate() -> Any:
+    if request.endpoint in PUBLIC or g.user is not None:
+        return None
+    if request.path.startswith("/api"):
+        raise Unauthorized("sign in or send 'Authorization: Bearer <token>'")
+    if request.method in SAFE_METHODS:
+        target = request.full_path if request.query_string else request.path
+        return redirect(url_for("ui.login", next=target))
+    raise Unauthorized("sign in first")
+
+
+def _check_csrf() -> None:
+    if request.method in SAFE_METHODS or g.get("auth") == "token" or request.endpoint in ("healthz", "readyz"):
+        return
+    expected = session.get("csrf")
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and not request.path.startswith("/api/"):
+        sent = request.form.get(CSRF_FIELD)
+    if not expected or not sent or not hmac.compare_digest(str(sent), str(expected)):
+        where = f"the {CSRF_HEADER} header" if request.path.startswith("/api/") else "the form"
+        raise HttpError(
+            "csrf_failed",
+            f"CSRF token missing or invalid: reload the page and try again (send it in {where})",
+        )
+
+
+def register(app: Flask) -> None:
+    app.before_request(_identify)
+    app.before_request(_gate)
+    app.before_request(_check_csrf)
+    app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.globals["current_user"] = current_user
+
+
+def require_role(*roles: str) -> Callable:
+    """Refuse (403) users whose role is not one of ``roles``."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            user = current_user()
+            if user is None:
+                raise Unauthorized("sign in first")
+            if user.role not in roles:
+                raise Forbidden(f"your role ({user.role}) may not do this: it needs {' or '.join(roles)}")
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+EDITORS = ("reference_manager", "admin")  # may create and update accounts

@@ -1,0 +1,372 @@
+"""The server-rendered UI: Jinja pages over the same service calls as the API.
+
+Every POST is a form carrying the session's CSRF token (checked in ``auth``); a
+refused form is shown again with each error beside its field and the status code
+that says why (400 invalid, 403 role, 409 capacity / consent / workflow).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from refmatch import importing, queries, users, workflow
+from refmatch.errors import Forbidden, InvalidInput, RefmatchError
+from refmatch.models import DEFAULT_REFERENCE_TYPE, PURPOSES
+from refmatch.web.auth import current_user, safe_next, sign_in, sign_out
+from refmatch.web.errors import field_errors, status_of
+from refmatch.web.state import SharedService, WebState
+
+bp = Blueprint("ui", __name__)
+PER_PAGE = 25
+Page = str | tuple[str, int] | Response
+
+
+def state() -> WebState:
+    return current_app.extensions["refmatch"]
+
+
+def service() -> SharedService:
+    return state().service
+
+
+def _user() -> users.User:
+    user = current_user()
+    assert user is not None  # the auth gate ran
+    return user
+
+
+def page_number() -> int:
+    try:
+        return max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+def pager(total: int, page: int) -> dict[str, Any]:
+    """What the pagination macro needs; arguments other than ``page`` are kept in the links."""
+    pages = max(1, math.ceil(total / PER_PAGE))
+    args = {k: v for k, v in request.args.items() if k != "page" and v != ""}
+    args.update(request.view_args or {})
+    return {"page": min(page, pages), "pages": pages, "total": total, "args": args, "endpoint": request.endpoint}
+
+
+def _offset(page: int) -> int:
+    return (page - 1) * PER_PAGE
+
+
+@bp.app_context_processor
+def _globals() -> dict[str, Any]:
+    return {
+        "PURPOSES": PURPOSES,
+        "REFERENCE_TYPES": importing.REFERENCE_TYPES,
+        "DEFAULT_REFERENCE_TYPE": DEFAULT_REFERENCE_TYPE,
+        "STATES": workflow.STATES,
+        "VERBS": workflow.VERBS,
+    }
+
+
+# -- signing in ----------------------------------------------------------------------
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Page:
+    next_url = safe_next(request.values.get("next"))
+    if request.method == "GET":
+        if current_user() is not None:
+            return redirect(next_url or url_for("ui.dashboard"))
+        return render_template("login.html", errors={}, username="", next=next_url or "")
+    username = request.form.get("username", "").strip()
+    password = request.form.get("password", "")
+    errors = {}
+    if not username:
+        errors["username"] = "Enter your username."
+    if not password:
+        errors["password"] = "Enter your password."
+    user = users.authenticate(service().db, username, password) if not errors else None
+    if user is None and not errors:
+        errors[""] = "Wrong username or password."
+    if errors:
+        return render_template("login.html", errors=errors, username=username, next=next_url or ""), 400
+    assert user is not None
+    sign_in(user)
+    return redirect(next_url or url_for("ui.dashboard"))
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    sign_out()
+    flash("You are signed out.")
+    return redirect(url_for("ui.login"))
+
+
+# -- dashboard -------------------------------------------------------------------------
+
+
+@bp.get("/")
+def dashboard() -> Page:
+    svc = service()
+    counts = queries.request_counts(svc.db)
+    near, near_total = workflow.advocate_load(svc.db, svc.settings, near_capacity_only=True, limit=10)
+    coverage = [queries.coverage(svc, p) for p in queries.COVERAGE_PURPOSES]
+    names = {}
+    shown = [e for c in coverage for e in c.uncovered[:10]]
+    if shown:
+        items, _ = queries.list_accounts(svc.db, external_ids=shown, limit=queries.MAX_LIMIT)
+        names = {i["external_id"]: i["name"] for i in items}
+    return render_template(
+        "dashboard.html", counts=counts, near=near, near_total=near_total, coverage=coverage, names=names
+    )
+
+
+# -- accounts ------------------------------------------------------------------------------
+
+
+@bp.get("/accounts")
+def accounts() -> Page:
+    svc = service()
+    page = page_number()
+    filters = {k: request.args.get(k, "").strip() for k in ("q", *queries.ACCOUNT_FILTERS)}
+    uncovered = request.args.get("uncovered", "")
+    external_ids = None
+    if uncovered in queries.COVERAGE_PURPOSES:
+        external_ids = queries.coverage(svc, uncovered).uncovered
+    items, total = queries.list_accounts(
+        svc.db, **{k: v or None for k, v in filters.items()}, external_ids=external_ids, limit=PER_PAGE,
+        offset=_offset(page),
+    )  # fmt: skip
+    return render_template(
+        "accounts.html",
+        items=items,
+        filters=filters,
+        uncovered=uncovered if external_ids is not None else "",
+        facets=queries.facets(svc.db, svc.settings),
+        pager=pager(total, page),
+    )
+
+
+def _default_purpose(stage: str) -> str:
+    """A new deployment looks for a mentor; everyone else, by default, for a reference."""
+    return "mentor" if stage == "onboarding" else "reference"
+
+
+def _account_page(
+    external_id: str, *, purpose: str | None = None, form: dict[str, Any] | None = None, status: int = 200
+) -> Page:
+    svc = service()
+    user = _user()
+    contacts = workflow.can_see_contact(user, None)
+    account = queries.get_account(svc.db, svc.settings, external_id, include_contact=contacts)
+    purpose = purpose if purpose in PURPOSES else _default_purpose(account["stage"])
+    result, match_error = None, None
+    try:
+        result = svc.match_account(external_id, purpose=purpose)
+    except RefmatchError as exc:
+        match_error = exc.message
+    recent, recent_total = [], 0
+    if account["advocate"]:
+        recent, recent_total = workflow.list_requests(svc.db, user, advocate_external_id=external_id, limit=5)
+    page = render_template(
+        "account.html",
+        account=account,
+        purpose=purpose,
+        result=result.as_dict() if result else None,
+        eligible=result.eligible if result else 0,
+        match_error=match_error,
+        form=form or {},
+        recent=recent,
+        recent_total=recent_total,
+    )
+    return page, status
+
+
+@bp.get("/accounts/<external_id>")
+def account(external_id: str) -> Page:
+    return _account_page(external_id, purpose=request.args.get("purpose"))
+
+
+def _request_form() -> dict[str, Any]:
+    return {k: request.form.get(k, "").strip() for k in ("advocate_external_id", "reference_type", "note", "purpose",
+                                                        "override_reason", "seeker_external_id")}  # fmt: skip
+
+
+def _create_request(form: dict[str, Any]) -> workflow.RequestView:
+    with state().writing() as svc:
+        return workflow.create_request(
+            svc.db,
+            _user(),
+            advocate_external_id=form["advocate_external_id"],
+            seeker_external_id=form["seeker_external_id"] or None,
+            purpose=form["purpose"] or "reference",
+            reference_type=form["reference_type"] or None,
+            note=form["note"] or None,
+            override_reason=form["override_reason"] or None,
+            settings=svc.settings,
+        )
+
+
+@bp.post("/accounts/<external_id>/requests")
+def request_reference(external_id: str) -> Page:
+    form = _request_form()
+    form["seeker_external_id"] = external_id
+    try:
+        view = _create_request(form)
+    except RefmatchError as exc:
+        form["errors"] = field_errors(exc)
+        return _account_page(external_id, purpose=form["purpose"], form=form, status=status_of(exc))
+    flash(f"Reference request #{view.id} sent to {view.advocate['name']}: a reference manager will review it.")
+    return redirect(url_for("ui.request_detail", request_id=view.id))
+
+
+# -- ad-hoc matching --------------------------------------------------------------------------
+
+MATCH_FORM = ("text", "needs", "name", "industry", "employees", "country", "region", "products", "stage", "purpose",
+              "k")  # fmt: skip
+
+
+def _adhoc_args(form: dict[str, str]) -> dict[str, Any]:
+    errors: list[dict[str, str]] = []
+    args: dict[str, Any] = {
+        "needs": [n.strip() for n in form["needs"].splitlines() if n.strip()],
+        "products": [p.strip() for p in form["products"].replace(",", ";").split(";") if p.strip()],
+        "purpose": form["purpose"] or "reference",
+    }
+    for key in ("name", "industry", "country", "region", "stage"):
+        if form[key]:
+            args[key] = form[key]
+    for key, low, high in (("employees", 0, None), ("k", 1, 100)):
+        if form[key]:
+            try:
+                args[key] = int(form[key])
+                if args[key] < low or (high is not None and args[key] > high):
+                    raise ValueError
+            except ValueError:
+                span = f"from {low} to {high}" if high else f"{low} or more"
+                errors.append({"field": key, "message": f"Enter a whole number {span}."})
+    if not form["text"]:
+        errors.append({"field": "text", "message": "Describe the prospect: who they are, what they do, their set-up."})
+    if errors:
+        raise InvalidInput("; ".join(e["message"] for e in errors), details=errors)
+    return args
+
+
+@bp.route("/match", methods=["GET", "POST"])
+def match() -> Page:
+    svc = service()
+    form = {k: request.form.get(k, "").strip() for k in MATCH_FORM}
+    form.setdefault("name", "")
+    context: dict[str, Any] = {"form": form, "errors": {}, "result": None, "stages": svc.settings.stages}
+    if request.method == "GET":
+        return render_template("match.html", **context)
+    try:
+        args = _adhoc_args(form)
+        result = svc.match_text(form["text"], **args)
+    except RefmatchError as exc:
+        context["errors"] = field_errors(exc)
+        return render_template("match.html", **context), status_of(exc)
+    context["result"] = result.as_dict()
+    context["eligible"] = result.eligible
+    return render_template("match.html", **context)
+
+
+@bp.post("/match/request")
+def adhoc_request() -> Page:
+    form = _request_form()
+    try:
+        view = _create_request(form)
+    except RefmatchError as exc:
+        flash(f"Request refused: {exc.message}", "error")
+        return render_template("match.html", form={k: "" for k in MATCH_FORM}, errors={}, result=None,
+                               stages=service().settings.stages), status_of(exc)  # fmt: skip
+    flash(f"Reference request #{view.id} sent to {view.advocate['name']}.")
+    return redirect(url_for("ui.request_detail", request_id=view.id))
+
+
+# -- the request queue -------------------------------------------------------------------------
+
+
+@bp.get("/requests")
+def requests_queue() -> Page:
+    svc = service()
+    user = _user()
+    page = page_number()
+    status = request.args.get("status", "")
+    status = status if status in workflow.STATES else ""
+    mine = request.args.get("mine") == "1"
+    views, total = workflow.list_requests(
+        svc.db, user, status=status or None, mine=mine, limit=PER_PAGE, offset=_offset(page)
+    )
+    return render_template(
+        "requests.html",
+        views=views,
+        status=status,
+        mine=mine,
+        counts=queries.request_counts(svc.db),
+        pager=pager(total, page),
+    )
+
+
+def _request_page(request_id: int, *, errors: dict[str, dict[str, str]] | None = None, status: int = 200) -> Page:
+    svc = service()
+    view = workflow.get_request(svc.db, _user(), request_id)
+    return render_template(
+        "request.html",
+        view=view,
+        events=workflow.events(svc.db, request_id),
+        errors=errors or {},
+        values=request.form if request.method == "POST" else {},
+        deal_outcomes=workflow.DEAL_OUTCOMES,
+    ), status
+
+
+@bp.get("/requests/<int:request_id>")
+def request_detail(request_id: int) -> Page:
+    return _request_page(request_id)
+
+
+@bp.post("/requests/<int:request_id>/transition")
+def request_transition(request_id: int) -> Page:
+    to_status = request.form.get("to_status", "")
+    values = {k: request.form.get(k, "").strip() or None for k in ("note", "scheduled_for", "rating", "deal_outcome",
+                                                                  "influenced_arr", "override_reason")}  # fmt: skip
+    try:
+        with state().writing() as svc:
+            view = workflow.transition(svc.db, _user(), request_id, to_status, settings=svc.settings, **values)
+    except Forbidden as exc:
+        return _request_page(request_id, errors={to_status: {"": exc.message}}, status=403)
+    except RefmatchError as exc:
+        if exc.code == "not_found":
+            raise
+        return _request_page(request_id, errors={to_status: field_errors(exc)}, status=status_of(exc))
+    flash(f"Request #{view.id} for {view.advocate['name']} is now {view.status}.")
+    return redirect(safe_next(request.form.get("next")) or url_for("ui.request_detail", request_id=request_id))
+
+
+# -- advocates -------------------------------------------------------------------------------------
+
+
+@bp.get("/advocates")
+def advocates() -> Page:
+    svc = service()
+    page = page_number()
+    q = request.args.get("q", "").strip()
+    ref_type = request.args.get("reference_type", "")
+    ref_type = ref_type if ref_type in importing.REFERENCE_TYPES else ""
+    consent = {"yes": True, "no": False}.get(request.args.get("consent", ""))
+    near = request.args.get("near") == "1"
+    items, total = queries.list_advocates(
+        svc.db,
+        svc.settings,
+        q=q or None,
+        consent=consent,
+        reference_type=ref_type or None,
+        near_capacity_only=near,
+        include_contact=workflow.can_see_contact(_user(), None),
+        limit=PER_PAGE,
+        offset=_offset(page),
+    )
+    filters = {"q": q, "reference_type": ref_type, "consent": request.args.get("consent", ""), "near": near}
+    return render_template("advocates.html", items=items, filters=filters, pager=pager(total, page))

@@ -1,0 +1,206 @@
+"""End to end in a real browser: ``refmatch serve`` over the real demo, driven with
+Debian's Chromium through Playwright (never a downloaded browser).
+
+Sales opens a prospect, sees matches with reasons and requests a reference; the
+reference manager approves it from the queue and sees the advocate's capacity bar
+move. Screenshots land in tests/artifacts/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from tests import e2e_demo
+from tests.e2e_demo import E2E_PASSWORD
+
+# the session's demo and server, shared with every e2e module that uses them
+demo_dir = e2e_demo.demo_dir
+demo_server = e2e_demo.demo_server
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parent / "artifacts"
+KNOWN = json.loads((resources.files("refmatch") / "demo_data" / "known_matches.json").read_text())
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+def sign_in(page, base: str, username: str) -> None:
+    page.goto(base + "/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(E2E_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(base + "/")
+
+
+def sign_out(page) -> None:
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r".*/login$"))
+
+
+def capacity(page, base: str, advocate: str) -> tuple[int, int]:
+    page.goto(f"{base}/advocates?q={advocate}")
+    bar = page.locator(f'tr[data-advocate="{advocate}"] [role="meter"]')
+    return int(bar.get_attribute("data-used")), int(bar.get_attribute("data-capacity"))
+
+
+def test_request_and_approve_a_reference_in_the_browser(browser, demo_server):
+    from playwright.sync_api import expect
+
+    base = demo_server
+    case = next(c for c in KNOWN if c.get("purpose", "reference") == "reference")
+    seeker, advocate = case["seeker"], case["advocate"]
+    with urllib.request.urlopen(base + "/readyz") as response:
+        assert json.loads(response.read())["status"] == "ready"
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+
+    # sales: find the prospect, see its matches with reasons, ask for a reference
+    sign_in(page, base, "sales")
+    page.get_by_role("link", name="Accounts").click()
+    page.get_by_role("searchbox", name="Search").fill(seeker)
+    page.get_by_role("button", name="Filter").click()
+    page.locator(f'a[href="/accounts/{seeker}"]').click()
+    page.wait_for_url(f"{base}/accounts/{seeker}")
+    match = page.locator(f'li.match[data-advocate="{advocate}"]')
+    expect(match).to_be_visible()
+    reasons = match.locator("ul.reasons li")
+    assert reasons.count() >= 2
+    assert reasons.first.inner_text().startswith("met ")
+    expect(match.locator('[role="meter"]')).to_be_visible()
+    advocate_name = match.locator("h3 a").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "account_page.png"), full_page=True)
+
+    match.get_by_label("Reference type").select_option("call")
+    match.get_by_label("Note for the reference manager").fill("Evaluating Flow WMS; a call with their ops lead.")
+    match.get_by_role("button", name="Request reference").click()
+    flash = page.locator("p.flash")
+    expect(flash).to_contain_text(f"sent to {advocate_name}")
+    request_id = re.search(r"#(\d+)", flash.inner_text()).group(1)
+    sign_out(page)
+
+    # the reference manager: approve it from the queue; the advocate's capacity bar moves
+    sign_in(page, base, "manager")
+    used_before, slots = capacity(page, base, advocate)
+    page.goto(base + "/requests?status=requested")
+    row = page.locator(f'tr[data-request="{request_id}"]')
+    expect(row).to_contain_text(advocate_name)
+    page.screenshot(path=str(ARTIFACTS / "request_queue.png"), full_page=True)
+    row.get_by_role("button", name=f"Approve request #{request_id}").click()
+    expect(page.locator("p.flash")).to_contain_text(f"Request #{request_id} for {advocate_name} is now approved.")
+    used_after, slots_after = capacity(page, base, advocate)
+    assert (used_after, slots_after) == (used_before + 1, slots)
+    bar = page.locator(f'tr[data-advocate="{advocate}"] [role="meter"]')
+    assert bar.get_attribute("aria-valuetext") == f"{used_after} of {slots} used this quarter"
+    page.screenshot(path=str(ARTIFACTS / "advocates.png"), full_page=True)
+    page.goto(base + "/requests?status=approved")
+    page.screenshot(path=str(ARTIFACTS / "request_queue_approved.png"), full_page=True)
+    page.goto(base + "/")
+    expect(page.get_by_role("heading", name="Coverage")).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+    # the same account page on a phone-sized screen
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    small = phone.new_page()
+    sign_in(small, base, "sales")
+    small.goto(f"{base}/accounts/{seeker}")
+    expect(small.locator(f'li.match[data-advocate="{advocate}"]')).to_be_visible()
+    width = small.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the account page scrolls sideways on a phone ({width}px)"
+    small.screenshot(path=str(ARTIFACTS / "account_page_phone.png"), full_page=True)
+    phone.close()
+    context.close()
+
+
+def api(base: str, path: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    data = None
+    if body is not None:
+        data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+    request = urllib.request.Request(base + path, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_api_over_the_real_server(demo_dir, demo_server):
+    """The real model behind the real WSGI server: stored and ad-hoc matches find the planted advocate."""
+    from refmatch import users
+    from refmatch.store import open_db
+
+    status, body = api(demo_server, "/api/v1/accounts")
+    assert status == 401 and body["error"]["code"] == "unauthorized"
+    db = open_db(demo_dir / "demo.db")
+    try:
+        token, _ = users.create_token(db, "cs", "e2e")
+        case = KNOWN[0]
+        profile, industry = db.conn.execute(
+            "SELECT profile, industry FROM accounts WHERE external_id = ?", (case["seeker"],)
+        ).fetchone()
+        needs = [r[0] for r in db.conn.execute(
+            "SELECT text FROM needs JOIN accounts ON accounts.id = account_id "
+            "WHERE external_id = ? AND status != 'met'", (case["seeker"],),
+        )]  # fmt: skip
+    finally:
+        db.conn.close()
+    status, stored = api(demo_server, f"/api/v1/accounts/{case['seeker']}/matches?k=3", token)
+    assert status == 200 and stored["model"] == "all-MiniLM-L6-v2"
+    assert case["advocate"] in [m["advocate"]["external_id"] for m in stored["matches"]]
+    status, adhoc = api(
+        demo_server, "/api/v1/match", token, {"text": profile, "industry": industry, "needs": needs, "k": 3}
+    )
+    assert status == 200 and adhoc["seeker"]["external_id"] is None
+    assert case["advocate"] in [m["advocate"]["external_id"] for m in adhoc["matches"]]
+
+
+def test_serve_with_two_workers(demo_dir):
+    """--workers 2: two processes share the port, each loads its own model; both stop with the parent."""
+    import socket
+    import time
+
+    from tests.e2e_demo import serving
+
+    with serving(demo_dir, "--workers", "2", "--threads", "2") as base:
+        port = int(base.rsplit(":", 1)[1])
+        log = demo_dir / f"serve-{port}.log"
+        deadline = time.monotonic() + 180
+        while log.read_text().count(" ready\n") < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert log.read_text().count(" ready\n") == 2, log.read_text()
+        assert "with 2 workers" in log.read_text()
+        for _ in range(8):
+            status, body = api(base, "/readyz")
+            assert status == 200 and body["status"] == "ready"
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT, but not past a listener
+        s.bind(("127.0.0.1", port))  # nobody listens any more: the workers are gone

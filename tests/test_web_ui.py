@@ -1,0 +1,282 @@
+"""The server-rendered UI through the Flask test client: pages, forms, errors beside fields."""
+
+import re
+
+import pytest
+
+from refmatch.web import ui
+from tests import web_support
+from tests.web_support import ROLE_USERS, csrf_of, login, post_form
+
+# the shared fixtures: pytest finds them as attributes of this module
+app = web_support.app
+cheap_hashes = web_support.cheap_hashes
+client = web_support.client
+
+PAGES = ["/", "/accounts", "/accounts/P1", "/accounts/A1", "/match", "/requests", "/advocates"]
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def request_reference(client, advocate="A1", **extra):
+    data = {"advocate_external_id": advocate, "purpose": "reference", "reference_type": "call", "note": "big deal"}
+    return post_form(client, "/accounts/P1/requests", {**data, **extra})
+
+
+def capacity_of(html: str, advocate: str) -> tuple[int, int]:
+    row = re.search(rf'<tr data-advocate="{advocate}">(.*?)</tr>', html, re.S).group(1)
+    used, capacity = re.search(r'data-used="(\d+)" data-capacity="(\d+)"', row).groups()
+    return int(used), int(capacity)
+
+
+@pytest.mark.parametrize("role", list(ROLE_USERS))
+@pytest.mark.parametrize("url", PAGES)
+def test_every_page_for_every_role(client, role, url):
+    login(client, role)
+    response = client.get(url)
+    assert response.status_code == 200
+    html = text(response)
+    assert '<meta name="viewport"' in html and 'lang="en"' in html
+    assert 'href="#main"' in html  # skip link
+    assert f"({ROLE_USERS[role].replace('_', ' ')})" in html
+
+
+def test_every_form_carries_the_csrf_token(client):
+    login(client, "manager")
+    rid = re.search(r"/requests/(\d+)", request_reference(client).headers["Location"]).group(1)
+    token = csrf_of(client)
+    for url in [*PAGES, f"/requests/{rid}"]:
+        html = text(client.get(url))
+        for form in re.findall(r'<form method="post".*?</form>', html, re.S):
+            assert f'name="csrf_token" value="{token}"' in form, (url, form[:120])
+
+
+def test_every_input_has_a_label(client):
+    login(client, "manager")
+    request_reference(client)
+    for url in [*PAGES, "/requests/1"]:
+        html = text(client.get(url))
+        ids = set(re.findall(r'<label for="([^"]+)"', html))
+        for tag in re.findall(r"<(?:input|select|textarea)\b[^>]*>", html):
+            if 'type="hidden"' in tag:
+                continue
+            found = re.search(r'id="([^"]+)"', tag)
+            assert found and found.group(1) in ids, (url, tag)
+
+
+def add_lonely_prospect(world):
+    """A prospect on a product no advocate uses: no advocate is eligible for it."""
+    from tests.conftest import account, write_csv
+
+    lonely = account("P2", stage="prospect", name="Lonely Prospect", products=["Quantum Ledger"])
+    world.import_file("accounts", write_csv(world.settings.db_path.parent / "lonely.csv", [lonely]))
+
+
+def test_dashboard(client, world):
+    login(client, "manager")
+    request_reference(client)
+    add_lonely_prospect(world)
+    html = text(client.get("/"))
+    assert re.search(r'class="count-requested">.*?<span class="num">1</span>', html, re.S)
+    assert "Advocates near capacity" in html and "Company A5" in html  # capacity 0
+    # P1 and A7 (prospects on Flow WMS) have eligible advocates; P2 has none
+    assert "Reference: 1 of 3 without an eligible advocate" in html
+    assert '<a href="/accounts/P2">Lonely Prospect</a>' in html
+    assert '<a href="/accounts?uncovered=reference">All 1' in html
+    assert "Mentor: 0 of 1 without an eligible advocate" in html  # C1 (onboarding) has mentors
+
+
+def test_accounts_search_filters_and_pagination(client, monkeypatch, world):
+    login(client, "sales")
+    html = text(client.get("/accounts"))
+    assert "13 in all" in html and '<label for="f-industry">Industry</label>' in html
+    assert '<option value="Retail">Retail</option>' in html
+    retail = text(client.get("/accounts?industry=Retail"))
+    assert "Company A3" in retail and "Company A1" not in retail and "1 in all" in retail
+    assert "Company P1" in text(client.get("/accounts?q=p1"))
+    assert "No account matches these filters." in text(client.get("/accounts?region=LATAM"))
+    assert "0 in all" in text(client.get("/accounts?uncovered=reference"))
+    add_lonely_prospect(world)
+    uncovered = text(client.get("/accounts?uncovered=reference"))
+    assert "Lonely Prospect" in uncovered and "1 in all" in uncovered
+    assert "Showing reference seekers without an eligible advocate." in uncovered
+    monkeypatch.setattr(ui, "PER_PAGE", 5)
+    first = text(client.get("/accounts?stage=value"))
+    assert "page 1 of 2" in first and 'rel="next" href="/accounts?page=2&amp;stage=value"' in first
+    second = text(client.get("/accounts?stage=value&page=2"))
+    assert "page 2 of 2" in second and 'rel="prev"' in second and 'rel="next"' not in second
+
+
+def test_account_page_shows_profile_needs_and_explained_matches(client):
+    login(client, "sales")
+    html = text(client.get("/accounts/P1"))
+    assert "Company P1" in html and "P1 distribution centres retailers logistics" in html
+    assert "consolidate regional warehouses onto one wms" in html and 'class="badge status-open"' in html
+    assert 'class="badge status-in_progress"' in html
+    matches = re.findall(r'<li class="match" data-advocate="([^"]+)"', html)
+    assert matches == ["A1", "A2", "A3"]
+    assert 'role="meter" aria-label="Match score for Company A1"' in html
+    assert "met 2 of your 2 open needs" in html and "same industry: Logistics" in html
+    assert '<label for="req-1-type">Reference type</label>' in html
+    assert '<label for="req-1-note">Note for the reference manager</label>' in html
+    assert "Override reason" not in html  # sales cannot override
+    mentor = text(client.get("/accounts/P1?purpose=mentor"))
+    assert '<option value="mentor" selected>' in mentor
+
+
+def test_advocate_account_page_shows_its_load(client):
+    login(client, "manager")
+    html = text(client.get("/accounts/A1"))
+    assert "As an advocate" in html and 'aria-valuetext="0 of 3 used this quarter"' in html
+    assert "Pat Murphy" in html  # managers see the contact
+    login(client, "sales")
+    assert "Pat Murphy" not in text(client.get("/accounts/A1"))
+
+
+def test_request_a_reference_from_the_account_page(client):
+    login(client, "sales")
+    response = request_reference(client)
+    assert response.status_code == 302
+    detail = client.get(response.headers["Location"])
+    html = text(detail)
+    assert "Reference request #1 sent to Company A1" in html
+    assert "big deal" in html and 'class="badge status-requested"' in html
+    assert "Cancel" in html and "Approve" not in html  # the requester may only cancel
+
+
+def test_refused_request_shows_the_error_beside_its_form(client):
+    login(client, "sales")
+    refused = request_reference(client, advocate="A1", reference_type="logo", note="logos please")
+    assert refused.status_code == 409
+    html = text(refused)
+    form = re.search(r'<li class="match" data-advocate="A1">.*?</li>\s*(?=<li class="match"|</ol>)', html, re.S).group(
+        0
+    )
+    assert "does not offer logo" in form and "logos please" in form
+    assert '<option value="logo" selected>' in form
+    bad = request_reference(client, reference_type="fax")
+    assert bad.status_code == 400
+    assert 'id="req-1-type-error"' in text(bad) and "must be one of call" in text(bad)
+
+
+def test_adhoc_match_form(client):
+    login(client, "cs")
+    page = text(client.get("/match"))
+    assert '<label for="text">Prospect description' in page and '<label for="needs">' in page
+    result = post_form(
+        client,
+        "/match",
+        {"text": "distribution centres for retailers", "needs": "single sign on with azure ad\n\n", "k": "2",
+         "products": "Flow WMS", "name": "Harbour"},
+    )  # fmt: skip
+    assert result.status_code == 200
+    html = text(result)
+    assert "Matches for Harbour" in html and len(re.findall(r'<li class="match"', html)) == 2
+    assert 'action="/match/request"' in html
+
+
+def test_adhoc_match_errors_are_beside_the_fields(client):
+    login(client, "cs")
+    empty = post_form(client, "/match", {"text": "", "employees": "lots", "k": "500"})
+    assert empty.status_code == 400
+    html = text(empty)
+    for field in ("text", "employees", "k"):
+        assert f'aria-describedby="{field}-error"' in html and f'<p class="field-error" id="{field}-error"' in html
+    stage = post_form(client, "/match", {"text": "x", "stage": "lead"})
+    assert stage.status_code == 400 and '<p class="field-error" id="stage-error"' in text(stage)
+
+
+def test_adhoc_request(client):
+    login(client, "sales")
+    response = post_form(
+        client, "/match/request", {"advocate_external_id": "A2", "purpose": "reference", "note": "adhoc"}
+    )
+    assert response.status_code == 302
+    assert "ad hoc" in text(client.get(response.headers["Location"]))
+    refused = post_form(client, "/match/request", {"advocate_external_id": "A4", "purpose": "reference"})
+    assert refused.status_code == 409 and "does not consent" in text(refused)
+
+
+def test_queue_approve_and_the_capacity_bar_moves(client):
+    login(client, "sales")
+    request_reference(client)
+    login(client, "manager")
+    assert capacity_of(text(client.get("/advocates?q=A1")), "A1") == (0, 3)
+    queue = text(client.get("/requests?status=requested"))
+    assert 'aria-label="Approve request #1"' in queue and 'aria-label="Decline request #1"' in queue
+    approved = post_form(client, "/requests/1/transition", {"to_status": "approved", "next": "/requests"})
+    assert approved.status_code == 302 and approved.headers["Location"] == "/requests"
+    assert "Request #1 for Company A1 is now approved." in text(client.get("/requests"))
+    assert capacity_of(text(client.get("/advocates?q=A1")), "A1") == (1, 3)
+    detail = text(client.get("/requests/1"))
+    assert 'id="scheduled"' in detail and '<label for="scheduled-when">Date of the call or visit</label>' in detail
+
+
+def test_schedule_complete_and_errors_beside_fields(client):
+    login(client, "sales")
+    request_reference(client)
+    login(client, "manager")
+    post_form(client, "/requests/1/transition", {"to_status": "approved"})
+    bad_date = post_form(client, "/requests/1/transition", {"to_status": "scheduled", "scheduled_for": "soon"})
+    assert bad_date.status_code == 400
+    assert '<p class="field-error" id="scheduled-when-error"' in text(bad_date)
+    assert (
+        post_form(
+            client, "/requests/1/transition", {"to_status": "scheduled", "scheduled_for": "2030-02-01"}
+        ).status_code
+        == 302
+    )
+    bad_arr = post_form(client, "/requests/1/transition", {"to_status": "completed", "influenced_arr": "-5"})
+    assert bad_arr.status_code == 400 and 'id="completed-arr-error"' in text(bad_arr)
+    done = post_form(
+        client, "/requests/1/transition",
+        {"to_status": "completed", "rating": "4", "deal_outcome": "won", "influenced_arr": "50000"},
+    )  # fmt: skip
+    assert done.status_code == 302
+    html = text(client.get("/requests/1"))
+    assert "rated 4/5, deal won, influenced ARR 50,000" in html and "Next step" not in html
+
+
+def test_illegal_and_forbidden_transitions_are_shown(client):
+    login(client, "sales")
+    request_reference(client)
+    forbidden = post_form(client, "/requests/1/transition", {"to_status": "approved"})
+    assert forbidden.status_code == 403 and "only a reference manager may move a request to approved" in text(forbidden)
+    login(client, "manager")
+    illegal = post_form(client, "/requests/1/transition", {"to_status": "completed"})
+    assert illegal.status_code == 409 and "cannot move request 1 from requested to completed" in text(illegal)
+    assert post_form(client, "/requests/99/transition", {"to_status": "approved"}).status_code == 404
+
+
+def test_queue_filters_and_pagination(client, monkeypatch):
+    login(client, "sales")
+    for _ in range(3):
+        request_reference(client)
+    login(client, "cs")
+    request_reference(client, advocate="A2")
+    monkeypatch.setattr(ui, "PER_PAGE", 2)
+    html = text(client.get("/requests"))
+    assert "4 in all; page 1 of 2" in html and 'rel="next"' in html
+    mine = text(client.get("/requests?mine=1"))
+    assert "1 in all" in mine and "Company A2" in mine
+    assert "No request in state declined." in text(client.get("/requests?status=declined"))
+
+
+def test_advocates_page_filters_and_contacts(client):
+    login(client, "sales")
+    html = text(client.get("/advocates"))
+    assert "11 in all" in html and "Contact</th>" not in html
+    assert capacity_of(html, "A5") == (0, 0) and 'class="bar full"' in html
+    assert "Company A4" in text(client.get("/advocates?consent=no"))
+    assert "1 in all" in text(client.get("/advocates?reference_type=logo"))
+    assert "1 in all" in text(client.get("/advocates?near=1"))
+    login(client, "manager")
+    assert "Contact</th>" in text(client.get("/advocates")) and "Pat Murphy" in text(client.get("/advocates"))
+
+
+def test_unknown_account_is_a_404_page(client):
+    login(client, "sales")
+    response = client.get("/accounts/NOPE")
+    assert response.status_code == 404 and "unknown account: &#39;NOPE&#39;" in text(response)
