@@ -2,12 +2,13 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: install demo test lint backtest clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
 	# CPU torch first: an unpinned torch would pull gigabytes of CUDA packages
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e '.[dev]'
@@ -15,10 +16,11 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-demo: install  ## load the demo data, build the indexes, show a match
-	$(VENV)/bin/refmatch demo --fresh
+demo: install  ## load the demo data, build the indexes, serve the UI on http://127.0.0.1:8000
+	HF_HUB_OFFLINE=1 $(VENV)/bin/refmatch demo --fresh
 	$(VENV)/bin/refmatch index status
-	$(VENV)/bin/refmatch match IE-0004 -k 3
+	$(VENV)/bin/refmatch match IE-ARAMEX -k 3
+	HF_HUB_OFFLINE=1 $(VENV)/bin/refmatch serve --host $(HOST) --port $(PORT)
 
 test: install  ## the test suite (what CI runs)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q

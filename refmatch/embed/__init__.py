@@ -1,8 +1,24 @@
-"""Embedding: the encoder contract, a real and a fake encoder, and the cached pipeline."""
+"""Embedding: the encoder contract, a real and a fake encoder, and the cached pipeline.
 
-from refmatch.embed.base import Encoder, normalize
-from refmatch.embed.cache import embed_texts
-from refmatch.embed.fake import FakeEncoder
-from refmatch.embed.st import SentenceTransformerEncoder
+Names are resolved lazily so that ``refmatch.embed.st`` can be used on its own
+(a GPU box with torch but no SQLite stack, say) without importing the store.
+"""
 
-__all__ = ["Encoder", "FakeEncoder", "SentenceTransformerEncoder", "embed_texts", "normalize"]
+from importlib import import_module
+from typing import Any
+
+_NAMES = {
+    "Encoder": "refmatch.embed.base",
+    "normalize": "refmatch.embed.base",
+    "embed_texts": "refmatch.embed.cache",
+    "FakeEncoder": "refmatch.embed.fake",
+    "SentenceTransformerEncoder": "refmatch.embed.st",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _NAMES:
+        raise AttributeError(f"module 'refmatch.embed' has no attribute {name!r}")
+    return getattr(import_module(_NAMES[name]), name)
