@@ -2,7 +2,8 @@
 
 import csv
 import json
-from datetime import date
+import os
+from datetime import date, timedelta
 
 import numpy as np
 import pytest
@@ -74,7 +75,21 @@ def add_requests(conn, external_id, n):
 # --------------------------------------------------------------------------- who is matched, and how
 
 
-def test_seekers_per_purpose(world):
+def flag_at_risk(world, tmp_path, external_id="A9"):
+    """Give an account recent signals the risk rules call high risk (as the demo's at-risk customers have)."""
+    recent = (date.today() - timedelta(days=5)).isoformat()
+    earlier = (date.today() - timedelta(days=60)).isoformat()
+    signals = [
+        {"account_external_id": external_id, "observed_on": earlier, "kind": "health", "value": 80},
+        {"account_external_id": external_id, "observed_on": recent, "kind": "health", "value": 30},
+        {"account_external_id": external_id, "observed_on": recent, "kind": "escalation", "value": 1},
+        {"account_external_id": external_id, "observed_on": recent, "kind": "nps", "value": 2},
+    ]
+    world.import_file("signals", write_csv(tmp_path / f"risk-{external_id}.csv", signals))
+
+
+def test_seekers_per_purpose(world, tmp_path):
+    flag_at_risk(world, tmp_path)
     catalog = load_catalog(world.conn, world.settings.stages)
     refs = plan(world.conn, catalog, world.settings, ("reference", "mentor", "retention"), 2)
     ext = dict(world.conn.execute("SELECT id, external_id FROM accounts").fetchall())
@@ -84,18 +99,26 @@ def test_seekers_per_purpose(world):
     ]  # fmt: skip
 
 
-def test_retention_seekers_follow_the_latest_health_signal(world, tmp_path):
+def test_retention_seekers_are_the_risk_modules_at_risk_accounts(world, tmp_path):
+    flag_at_risk(world, tmp_path, "A1")
+    ext = dict(world.conn.execute("SELECT id, external_id FROM accounts").fetchall())
+    assert [ext[i] for i in at_risk_account_ids(world.conn, world.settings)] == ["A1"]
+
+
+def test_retention_seekers_without_risk_scores_follow_the_latest_health_signal(world, tmp_path):
     signals = [
         {"account_external_id": "A1", "observed_on": "2025-01-01", "kind": "health", "value": 90},
         {"account_external_id": "A1", "observed_on": "2025-03-01", "kind": "health", "value": 30},  # latest: low
         {"account_external_id": "A9", "observed_on": "2025-03-01", "kind": "health", "value": 80},  # latest: fine
     ]
     world.import_file("signals", write_csv(tmp_path / "signals.csv", signals))
+    world.conn.execute("DELETE FROM risk_scores")  # a database nobody has scored
     ext = dict(world.conn.execute("SELECT id, external_id FROM accounts").fetchall())
     assert [ext[i] for i in at_risk_account_ids(world.conn, world.settings)] == ["A1"]
 
 
-def test_greedy_batch_gives_each_seeker_what_match_account_gives(world):
+def test_greedy_batch_gives_each_seeker_what_match_account_gives(world, tmp_path):
+    flag_at_risk(world, tmp_path)
     run = run_batch(world, params(k=3, greedy=True, partition_size=1))
     assert run.status == "done" and run.seekers == 4 and run.partitions == 4
     plain = Service(world.settings.replace(diversity=0.0), encoder=world.encoder)  # score order, as the batch
@@ -407,6 +430,9 @@ def test_exports_csv_and_jsonl(world, tmp_path):
     run = run_batch(world, params(purpose="reference", k=2, out=str(tmp_path / "out" / "run-{run_id}.csv")))
     path = tmp_path / "out" / f"run-{run.id}.csv"
     assert run.export_path == str(path) and get_run(world.conn, run.id).export_path == str(path)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not mkstemp's private one
     rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
     assert list(rows[0]) == ["run_id", "purpose", "seeker", "seeker_name", "rank", "advocate", "advocate_name",
                              "score", "reasons"]  # fmt: skip

@@ -40,7 +40,7 @@ def test_a_night_logs_each_stage_and_exits_0(nightly, argv, caplog, tmp_path):
         "embed", "plan", "search", "assign", "write", "export",
     ]  # fmt: skip
     assert lines[-1] == f"run 1: done; exported to {tmp_path / 'm-1.jsonl'}"
-    assert any(line.startswith("run 1: seekers: 4: ") for line in lines)
+    assert any(line.startswith("run 1: seekers: 3: ") for line in lines)  # P1, A7 (reference), C1 (mentor)
 
 
 def test_exit_codes(nightly, argv, world, caplog, monkeypatch):

@@ -46,6 +46,7 @@ def write_export(rows: Iterable[Mapping[str, Any]], path: str | Path) -> int:
                     count += 1
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; an export is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -58,3 +59,9 @@ def write_export(rows: Iterable[Mapping[str, Any]], path: str | Path) -> int:
         finally:
             os.close(dir_fd)
     return count
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

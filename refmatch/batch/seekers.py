@@ -49,9 +49,22 @@ def mentor_account_ids(conn: sqlite3.Connection, settings: Settings) -> list[int
 
 
 def at_risk_account_ids(conn: sqlite3.Connection, settings: Settings) -> list[int]:
-    """Customers (past the first stage) whose latest ``health`` signal, or else their
-    accounts.health, is below ``min_health``: the same bar an advocate must clear."""
-    # TODO(risk): take the risk module's at-risk accounts (risk_scores.at_risk, migration 0002) instead.
+    """At-risk customers (past the first stage, not churned) as the risk module scored them.
+
+    ``risk_scores`` is refreshed by every import of accounts or signals and by
+    ``refmatch risk update``. Where nothing has been scored yet (a database filled by
+    other means), fall back to customers whose latest ``health`` signal, or else their
+    accounts.health, is below ``min_health``: the same bar an advocate must clear.
+    """
+    if conn.execute("SELECT EXISTS (SELECT 1 FROM risk_scores)").fetchone()[0]:
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT r.account_id FROM risk_scores r JOIN accounts a ON a.id = r.account_id "
+                "WHERE r.at_risk = 1 AND r.churned = 0 AND a.stage != ? ORDER BY r.account_id",
+                (settings.stages[0],),
+            )
+        ]
     return [
         r[0]
         for r in conn.execute(

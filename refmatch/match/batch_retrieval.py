@@ -84,6 +84,7 @@ class RetrievalContext:
     open_order: np.ndarray  # indices into the need arrays of open needs, grouped by account row
     open_start: np.ndarray  # CSR offsets per account row into open_order
     blocked_by: dict[str, np.ndarray]  # external id -> rows of the accounts whose do_not_match names it
+    need_owner: np.ndarray  # need id -> the id of the account it belongs to
     profile_rows: _Rows | None = None
     need_rows: _Rows | None = None
 
@@ -92,6 +93,8 @@ class RetrievalContext:
         open_ = np.flatnonzero(catalog.need_status < 2)  # open or in progress, as Catalog.open_needs_of
         order = open_[np.argsort(catalog.need_account_row[open_], kind="stable")]
         start = np.searchsorted(catalog.need_account_row[order], np.arange(len(catalog.ids) + 1))
+        owner = np.zeros(int(catalog.need_ids.max(initial=0)) + 1, dtype=np.int64)
+        owner[catalog.need_ids] = catalog.ids[catalog.need_account_row]
         blocked: dict[str, list[int]] = {}
         for account_id, names in catalog.do_not_match.items():
             for name in names:
@@ -103,6 +106,7 @@ class RetrievalContext:
             open_order=order,
             open_start=start,
             blocked_by={k: np.asarray(v, dtype=np.int64) for k, v in blocked.items()},
+            need_owner=owner,
             profile_rows=_Rows(indexes.profiles) if indexes is not None else None,
             need_rows=_Rows(indexes.needs) if indexes is not None else None,
         )
@@ -306,8 +310,7 @@ def retrieve_group(
         met_ids = catalog.need_ids[met_order[mask[catalog.need_account_row[met_order]]]]
         met_counts = np.diff(catalog.met_need_start)
         extra = np.array([int(met_counts[e].sum()) for e in excluded])[need_seeker]
-        owner = np.zeros(int(catalog.need_ids.max()) + 1, dtype=np.int64)  # need id -> its account id
-        owner[catalog.need_ids] = catalog.ids[catalog.need_account_row]
+        owner = ctx.need_owner
         queries = np.concatenate([s.need_vectors for s, n in zip(seekers, n_open) if n])
         need = _hits(ctx.need_rows, queries, pool, met_ids, [catalog.ids[excluded[i]] for i in need_seeker], extra,
                      owner)  # fmt: skip
