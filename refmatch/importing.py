@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from refmatch.errors import InvalidInput
 
-KINDS = ("accounts", "needs", "advocates", "signals")
+KINDS = ("accounts", "needs", "advocates", "signals", "churn")
 DEFAULT_STAGES = ("prospect", "onboarding", "adoption", "value", "expansion")
 REFERENCE_TYPES = ("call", "site_visit", "case_study", "logo", "mentoring", "peer_call")
 NEED_STATUSES = ("open", "in_progress", "met")
@@ -226,6 +226,11 @@ def columns_for(
             Column("kind", _enum(signal_kinds, "signal kind"), True),
             Column("value", _number(bools=True), True),
         ),
+        "churn": (
+            account,
+            Column("churned_on", _date, True),
+            Column("reason", free_text),
+        ),
     }
     if kind not in tables:
         raise InvalidInput(f"unknown import kind {kind!r} (expected one of: {', '.join(KINDS)})")
@@ -242,6 +247,7 @@ _UNIQUE: dict[str, tuple[tuple[str, ...], str | None, str]] = {
         None,
         "duplicate {2!r} signal on {1} for account {0!r}",
     ),
+    "churn": (("account_external_id", "churned_on"), "churned_on", "duplicate churn of {0!r} on {1}"),
 }
 
 Problem = tuple[str | None, str]  # (column, message)

@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from refmatch import importing
 from refmatch.errors import Conflict, InvalidInput, NotFound
 from refmatch.models import MatchResult
 from refmatch.risk import LEVELS, RiskConfig, Scores, load_accounts, load_config, load_signals, score_accounts
 from refmatch.risk import update as update_risk
-from refmatch.risk.churn import parse_churn, upsert_churn
+from refmatch.risk.churn import upsert_churn
 from refmatch.risk.config import defaults_text, user_file_for
 from refmatch.risk.episodes import UpdateReport
 from refmatch.risk.fit import FitReport, fit_history
@@ -366,12 +367,13 @@ def latest_fit(svc: Service) -> dict[str, Any] | None:
 def import_churn(svc: Service, path: str | Path, *, dry_run: bool = False) -> ImportReport:
     """Import churn events (account_external_id, churned_on, reason); episodes are replayed to end in them."""
     known = {r[0] for r in svc.conn.execute("SELECT external_id FROM accounts")}
-    records, errors, rows_read = parse_churn(path, known)
+    result = importing.parse_file(path, "churn", known_accounts=known)
+    records, errors, rows_read = result.records, result.errors, result.rows_read
     if errors:
         shown = "\n".join(f"  {e}" for e in errors[:20])
         more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
         raise InvalidInput(
-            f"{path}: {rows_read - len(records)} of {rows_read} rows are invalid; nothing was imported\n{shown}{more}",
+            f"{path}: {len(result.rejected_rows)} of {rows_read} rows are invalid; nothing was imported\n{shown}{more}",
             details=[e.__dict__ for e in errors],
         )
     report = ImportReport("churn", str(path), rows_read, dry_run=dry_run)

@@ -186,6 +186,7 @@ FULL = {
     "needs": [NEED, {**NEED, "need": "WMS", "status": "met", "met_on": "2024-01-01", "product": "WMS"}],
     "advocates": [{**ADVOCATE, "reference_types": "call;logo", "capacity_per_quarter": "2"}],
     "signals": [SIGNAL, {**SIGNAL, "kind": "champion_left", "value": "true"}],
+    "churn": [{"account_external_id": "A1", "churned_on": "2025-06-30", "reason": "budget cut"}],
 }
 LISTS = {"products", "do_not_match", "reference_types"}
 
