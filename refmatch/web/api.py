@@ -12,11 +12,12 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from refmatch import queries, workflow
+from refmatch import queries, risk_service, workflow
 from refmatch.errors import InvalidInput
 from refmatch.web.auth import EDITORS, current_user, require_role
 from refmatch.web.errors import HttpError
 from refmatch.web.openapi import document
+from refmatch.web.risk_views import at_risk_page, bring_current
 from refmatch.web.state import SharedService, WebState
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -197,6 +198,28 @@ def account_matches(external_id: str) -> Response:
         product=request.args.get("product") or None,
     )
     return jsonify(result.as_dict())
+
+
+# -- risk ----------------------------------------------------------------------------
+
+AT_RISK_LIMIT = 20  # each account of a page is matched: pages stay small
+AT_RISK_MAX = 100
+
+
+@bp.get("/at-risk")
+def at_risk() -> Response:
+    limit = int_arg("limit", AT_RISK_LIMIT, 1, AT_RISK_MAX)
+    offset = int_arg("offset", 0, 0)
+    assert limit is not None and offset is not None
+    bring_current(state())
+    items, total, _ = at_risk_page(service(), level=request.args.get("level") or None, limit=limit, offset=offset)
+    return jsonify(page(items, total, limit, offset))
+
+
+@bp.get("/accounts/<external_id>/risk")
+def account_risk(external_id: str) -> Response:
+    bring_current(state())
+    return jsonify(risk_service.account_risk(service(), external_id, as_of=request.args.get("as_of") or None))
 
 
 # -- needs and advocates --------------------------------------------------------------

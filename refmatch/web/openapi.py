@@ -12,6 +12,7 @@ from typing import Any
 
 from refmatch import importing
 from refmatch.models import PURPOSES
+from refmatch.risk import LEVELS
 
 STATES = ["requested", "approved", "declined", "scheduled", "completed", "cancelled"]
 JSON = "application/json"
@@ -279,6 +280,82 @@ _REQUEST_FIELDS: dict[str, Any] = {
     "allowed_actions": {"type": "array", "items": {"enum": STATES}, "description": "what this viewer may do next"},
 }
 SCHEMAS["ReferenceRequestSummary"] = obj(_REQUEST_FIELDS)
+
+# -- risk ---------------------------------------------------------------------------------
+LEVEL = {"enum": list(LEVELS)}
+SCHEMAS["RiskReason"] = obj(
+    {
+        "rule": {**STR, "description": "the rule that fired (see 'refmatch risk config')"},
+        "trouble": {**STR, "description": "the trouble it names, in plain words: falling usage, champion left..."},
+        "points": {**NUM, "description": "what it adds to the 0-100 score"},
+        "text": {**STR, "description": "the evidence, in plain words"},
+    }
+)
+_RISK_FIELDS: dict[str, Any] = {
+    "external_id": STR,
+    "name": STR,
+    "stage": STR,
+    "score": {"type": "number", "minimum": 0, "maximum": 100},
+    "level": LEVEL,
+    "at_risk": {**BOOL, "description": "at or above the configured at-risk level"},
+    "churned": BOOL,
+    "troubles": {**STRS, "description": "the troubles of the reasons, each once"},
+    "reasons": {"type": "array", "items": ref("RiskReason")},
+    "at_risk_since": {**nullable("string", format="date"), "description": "the start of the open risk episode"},
+}
+SCHEMAS["AtRiskAccount"] = obj(
+    {
+        **_RISK_FIELDS,
+        "renewal_date": DATE,
+        "matches": {
+            "type": "array",
+            "items": ref("Match"),
+            "maxItems": 3,
+            "description": "the top retention peers: the reasons name the troubles each overcame",
+        },
+    }
+)
+SCHEMAS["RiskEpisode"] = obj(
+    {
+        "external_id": STR,
+        "name": STR,
+        "entered_on": {**STR, "format": "date"},
+        "ended_on": DATE,
+        "outcome": {"enum": ["open", "resolved", "churned"]},
+        "peak_score": NUM,
+        "peak_level": LEVEL,
+        "last_score": nullable("number"),
+        "rules": STRS,
+        "troubles": STRS,
+        "reasons_at_entry": {"type": "array", "items": ref("RiskReason")},
+    }
+)
+SCHEMAS["AccountRisk"] = obj(
+    {
+        **_RISK_FIELDS,
+        "as_of": {**STR, "format": "date"},
+        "rules": {
+            "type": "array",
+            "description": "every rule, fired or not, with the value it measured (null: not known)",
+            "items": obj({"rule": STR, "trouble": STR, "points": NUM, "fired": BOOL, "measure": nullable("number")}),
+        },
+        "episodes": {"type": "array", "items": ref("RiskEpisode"), "description": "newest first"},
+        "signals": {
+            "type": "object",
+            "description": "each signal kind's series as [date, value] pairs, oldest first",
+            "additionalProperties": {
+                "type": "array",
+                "items": {
+                    "type": "array",
+                    "prefixItems": [{**STR, "format": "date"}, NUM],
+                    "minItems": 2,
+                    "maxItems": 2,
+                },
+            },
+        },
+    }
+)
+SCHEMAS["AtRiskAccountPage"] = page_of("AtRiskAccount")
 SCHEMAS["ReferenceRequest"] = obj({**_REQUEST_FIELDS, "events": {"type": "array", "items": ref("Event")}})
 for _name in ("AccountSummary", "Need", "Advocate", "AdvocateLoad", "ReferenceRequestSummary"):
     SCHEMAS[f"{_name}Page"] = page_of(_name)
@@ -420,6 +497,29 @@ def _paths() -> dict[str, Any]:
                 tag="matching",
             ),
         },
+        "/api/v1/accounts/{id}/risk": {
+            "parameters": [ACCOUNT_ID],
+            "get": op(
+                "An account's risk: score, level, reasons, every rule's measure, its episodes and signals",
+                "AccountRisk",
+                params=[query("as_of", {**STR, "format": "date"}, "score as of this day (YYYY-MM-DD); default today")],
+                errors=("404",),
+                tag="risk",
+            ),
+        },
+        "/api/v1/at-risk": {
+            "get": op(
+                "Accounts at a risk level or above, riskiest first, each with its top 3 retention peers",
+                "AtRiskAccountPage",
+                params=[
+                    query("level", LEVEL, "the lowest level listed; default the configured at-risk level"),
+                    query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
+                    query("offset", {"type": "integer", "minimum": 0, "default": 0}),
+                ],
+                errors=("503",),
+                tag="risk",
+            )
+        },
         "/api/v1/match": {
             "post": op(
                 "Ad-hoc matching: a prospect described in free text, with optional needs and fields",
@@ -531,7 +631,7 @@ def _document() -> dict[str, Any]:
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}, {"sessionCookie": []}],
-        "tags": [{"name": t} for t in ("accounts", "matching", "advocates", "requests", "meta", "ops")],
+        "tags": [{"name": t} for t in ("accounts", "matching", "risk", "advocates", "requests", "meta", "ops")],
         "paths": paths,
         "components": {
             "schemas": SCHEMAS,

@@ -8,16 +8,20 @@ that says why (400 invalid, 403 role, 409 capacity / consent / workflow).
 from __future__ import annotations
 
 import math
+from datetime import date
 from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
 from refmatch import importing, queries, users, workflow
 from refmatch.errors import Forbidden, InvalidInput, RefmatchError
 from refmatch.models import DEFAULT_REFERENCE_TYPE, PURPOSES
+from refmatch.risk import LEVELS
 from refmatch.web.auth import current_user, safe_next, sign_in, sign_out
 from refmatch.web.errors import field_errors, status_of
+from refmatch.web.risk_views import at_risk_page, bring_current, onboarding_page, risk_of, trends
 from refmatch.web.state import SharedService, WebState
 
 bp = Blueprint("ui", __name__)
@@ -46,16 +50,40 @@ def page_number() -> int:
         return 1
 
 
-def pager(total: int, page: int) -> dict[str, Any]:
+def pager(total: int, page: int, per_page: int | None = None) -> dict[str, Any]:
     """What the pagination macro needs; arguments other than ``page`` are kept in the links."""
-    pages = max(1, math.ceil(total / PER_PAGE))
+    pages = max(1, math.ceil(total / (per_page or PER_PAGE)))
     args = {k: v for k, v in request.args.items() if k != "page" and v != ""}
     args.update(request.view_args or {})
     return {"page": min(page, pages), "pages": pages, "total": total, "args": args, "endpoint": request.endpoint}
 
 
-def _offset(page: int) -> int:
-    return (page - 1) * PER_PAGE
+def _offset(page: int, per_page: int | None = None) -> int:
+    return (page - 1) * (per_page or PER_PAGE)
+
+
+def sparkline(points: list[list[Any]], label: str, width: int = 120, height: int = 28) -> Markup:
+    """A trend as an inline SVG polyline (drawn here: no script). ``points`` are [ISO date, value] pairs."""
+    pad = 2
+    if not points:
+        return Markup('<span class="muted small">no trend</span>')
+    days = [date.fromisoformat(str(d)[:10]).toordinal() for d, _ in points]
+    values = [float(v) for _, v in points]
+    d0, d1 = min(days), max(days)
+    v0, v1 = min(values), max(values)
+    if v1 - v0 < 1e-9:
+        v0, v1 = v0 - 1, v1 + 1
+    xs = [pad + (width - 2 * pad) * ((d - d0) / (d1 - d0) if d1 > d0 else 0.5) for d in days]
+    ys = [pad + (height - 2 * pad) * (1 - (v - v0) / (v1 - v0)) for v in values]
+    coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys))
+    first, last = values[0], values[-1]
+    text = f"{label}: {first:g} on {points[0][0]} to {last:g} on {points[-1][0]}"
+    return Markup(
+        f'<svg class="sparkline" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(text)}"><title>{escape(text)}</title>'
+        f'<polyline fill="none" points="{coords}"/>'
+        f'<circle r="2" cx="{xs[-1]:.1f}" cy="{ys[-1]:.1f}"/></svg>'
+    )
 
 
 @bp.app_context_processor
@@ -66,6 +94,8 @@ def _globals() -> dict[str, Any]:
         "DEFAULT_REFERENCE_TYPE": DEFAULT_REFERENCE_TYPE,
         "STATES": workflow.STATES,
         "VERBS": workflow.VERBS,
+        "LEVELS": LEVELS,
+        "sparkline": sparkline,
     }
 
 
@@ -166,6 +196,8 @@ def _account_page(
         result = svc.match_account(external_id, purpose=purpose)
     except RefmatchError as exc:
         match_error = exc.message
+    bring_current(state())
+    risk = risk_of(svc, external_id)
     recent, recent_total = [], 0
     if account["advocate"]:
         recent, recent_total = workflow.list_requests(svc.db, user, advocate_external_id=external_id, limit=5)
@@ -179,6 +211,7 @@ def _account_page(
         form=form or {},
         recent=recent,
         recent_total=recent_total,
+        risk=risk,
     )
     return page, status
 
@@ -219,6 +252,40 @@ def request_reference(external_id: str) -> Page:
         return _account_page(external_id, purpose=form["purpose"], form=form, status=status_of(exc))
     flash(f"Reference request #{view.id} sent to {view.advocate['name']}: a reference manager will review it.")
     return redirect(url_for("ui.request_detail", request_id=view.id))
+
+
+# -- risk: at-risk accounts and new deployments -------------------------------------------------
+
+RISK_PER_PAGE = 20  # each account on a page is matched: pages stay small
+
+
+@bp.get("/at-risk")
+def at_risk() -> Page:
+    svc = service()
+    page = page_number()
+    level = request.args.get("level", "")
+    level = level if level in LEVELS else ""
+    bring_current(state())
+    items, total, shown_level = at_risk_page(
+        svc, level=level or None, limit=RISK_PER_PAGE, offset=_offset(page, RISK_PER_PAGE)
+    )
+    trend = trends(svc, [i["external_id"] for i in items])
+    return render_template(
+        "at_risk.html",
+        items=items,
+        level=shown_level,
+        trend=trend,
+        pager=pager(total, page, RISK_PER_PAGE),
+    )
+
+
+@bp.get("/onboarding")
+def onboarding() -> Page:
+    svc = service()
+    page = page_number()
+    bring_current(state())
+    items, total = onboarding_page(svc, limit=RISK_PER_PAGE, offset=_offset(page, RISK_PER_PAGE))
+    return render_template("onboarding.html", items=items, pager=pager(total, page, RISK_PER_PAGE))
 
 
 # -- ad-hoc matching --------------------------------------------------------------------------
