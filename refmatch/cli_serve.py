@@ -19,7 +19,14 @@ from refmatch.service import Service
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Request threads per worker.")
+@click.option(
+    "--threads",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Request threads per worker. Matching is CPU-bound: on 2 cores one thread per worker served "
+    "1.6x the requests of four at half the p99 (scripts/bench_api.py); add --workers for more cores.",
+)
 @click.option(
     "--workers",
     default=1,

@@ -261,7 +261,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per endpoint")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring each endpoint")
-    parser.add_argument("--threads", type=int, default=4, help="server request threads per worker")
+    parser.add_argument("--threads", type=int, default=1, help="server request threads per worker")
     parser.add_argument("--workers", type=int, default=1, help="server processes (refmatch serve --workers)")
     parser.add_argument("--endpoints", default="matches,match", help=f"comma-separated, of: {', '.join(ENDPOINTS)}")
     parser.add_argument("--data-dir", help="build into (or reuse) this folder instead of a temporary one")
