@@ -211,28 +211,37 @@ def upsert_advocates(conn: sqlite3.Connection, records: Iterable[Mapping[str, An
     return counts
 
 
-def upsert_signals(conn: sqlite3.Connection, records: Iterable[Mapping[str, Any]]) -> UpsertCounts:
+def upsert_keyed_value(
+    conn: sqlite3.Connection,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    table: str,
+    keys: tuple[str, ...],
+    value: str,
+) -> UpsertCounts:
+    """Upsert rows identified by (account, *keys) that carry one value (signals, churn events)."""
     records = list(records)
     ids = account_ids_by_external(conn, (r["account_external_id"] for r in records))
     counts = UpsertCounts()
+    where = " AND ".join(f"{k} = ?" for k in ("account_id", *keys))
+    columns = ", ".join(("account_id", *keys, value))
+    marks = ", ".join("?" * (len(keys) + 2))
     for rec in records:
-        account_id = ids[rec["account_external_id"]]
-        row = conn.execute(
-            "SELECT id, value FROM signals WHERE account_id = ? AND observed_on = ? AND kind = ?",
-            (account_id, rec["observed_on"], rec["kind"]),
-        ).fetchone()
+        key = (ids[rec["account_external_id"]], *(rec[k] for k in keys))
+        row = conn.execute(f"SELECT id, {value} FROM {table} WHERE {where}", key).fetchone()
         if row is None:
-            conn.execute(
-                "INSERT INTO signals (account_id, observed_on, kind, value) VALUES (?, ?, ?, ?)",
-                (account_id, rec["observed_on"], rec["kind"], rec["value"]),
-            )
+            conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", (*key, rec[value]))
             counts.inserted += 1
-        elif row[1] == rec["value"]:
+        elif row[1] == rec[value]:
             counts.unchanged += 1
         else:
-            conn.execute("UPDATE signals SET value = ? WHERE id = ?", (rec["value"], row[0]))
+            conn.execute(f"UPDATE {table} SET {value} = ? WHERE id = ?", (rec[value], row[0]))
             counts.updated += 1
     return counts
+
+
+def upsert_signals(conn: sqlite3.Connection, records: Iterable[Mapping[str, Any]]) -> UpsertCounts:
+    return upsert_keyed_value(conn, records, table="signals", keys=("observed_on", "kind"), value="value")
 
 
 UPSERTS = {
