@@ -62,7 +62,21 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("default_capacity", 4, "Reference requests per quarter for an advocate with none set.", int),
     Setting("min_health", 60.0, "Lowest health score an advocate may have to be proposed.", float),
     Setting("k", 5, "Matches returned by default.", int),
-    Setting("candidates", 60, "Candidates retrieved per search before exact rescoring.", int),
+    Setting(
+        "candidates",
+        60,
+        "Best-scored advocates kept for diversity re-ranking; also the hits per index search when "
+        "advocate vectors are not held.",
+        int,
+    ),
+    Setting(
+        "advocate_vectors_max",
+        250_000,
+        "Most vectors (standing advocates' profiles and met needs, 1.5 KB each at 384 dimensions) copied "
+        "into memory so matching scores every eligible advocate exactly; above it, matching searches the "
+        "indexes for candidates. 0 never copies.",
+        int,
+    ),
     Setting("w_need", 0.45, "Weight of need coverage in the score.", float),
     Setting("w_profile", 0.25, "Weight of profile similarity.", float),
     Setting("w_industry", 0.08, "Weight of same industry.", float),
@@ -103,6 +117,7 @@ class Settings:
     min_health: float = 60.0
     k: int = 5
     candidates: int = 60
+    advocate_vectors_max: int = 250_000
     w_need: float = 0.45
     w_profile: float = 0.25
     w_industry: float = 0.08

@@ -17,6 +17,7 @@ from refmatch.embed.base import Encoder
 from refmatch.errors import InvalidInput, NotFound
 from refmatch.index.sync import INDEX_NAMES, BuildReport, IndexStatus, build_index, index_status, load_fresh
 from refmatch.match import Indexes, Rules, find_matches, load_catalog
+from refmatch.match.advocate_vectors import AdvocateVectors, build_advocate_vectors, vectors_needed
 from refmatch.match.catalog import Catalog
 from refmatch.models import DEFAULT_REFERENCE_TYPE, PURPOSES, MatchResult, Seeker
 from refmatch.risk import after_import as refresh_risk
@@ -57,6 +58,7 @@ class Service:
         self._db = None
         self._catalog: Catalog | None = None
         self._indexes: tuple[int, Indexes, dict] | None = None
+        self._advocates: tuple[Catalog, Indexes, AdvocateVectors | None] | None = None
 
     # -- plumbing ---------------------------------------------------------
     @property
@@ -300,8 +302,21 @@ class Service:
         )
         return self._match(catalog, indexes, manifest, seeker, rules, k)
 
+    def advocate_vectors(self, catalog: Catalog, indexes: Indexes) -> AdvocateVectors | None:
+        """The standing advocates' vectors for this catalog and these indexes (built once for the pair), or
+        None when they number more than ``advocate_vectors_max``."""
+        held = self._advocates
+        if held is not None and held[0] is catalog and held[1] is indexes:
+            return held[2]
+        store = None
+        if vectors_needed(catalog) <= self.settings.advocate_vectors_max:
+            store = build_advocate_vectors(catalog, indexes.profiles, indexes.needs)
+        self._advocates = (catalog, indexes, store)  # a racing thread builds its own: no lock needed
+        return store
+
     def _match(self, catalog, indexes, manifest, seeker, rules, k) -> MatchResult:
-        matches, eligible = find_matches(catalog, indexes, seeker, rules, self.settings, k)
+        store = self.advocate_vectors(catalog, indexes)
+        matches, eligible = find_matches(catalog, indexes, seeker, rules, self.settings, k, store)
         index_info = {"built_at": manifest.get("built_at"), "data_version": manifest.get("data_version")}
         return MatchResult(seeker, rules.purpose, matches, self.model_name, index_info, eligible)
 

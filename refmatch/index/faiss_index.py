@@ -104,6 +104,7 @@ class FaissIndex:
         self._index = self._new_faiss(kind)
         self._kind: IndexKind = kind
         self._cache: IdPositions | None = None
+        self._view: np.ndarray | None = None  # zero-copy matrix, rebuilt after a mutation
 
     # ------------------------------------------------------------------ construction
 
@@ -200,13 +201,17 @@ class FaissIndex:
         return inner
 
     def _matrix(self) -> np.ndarray:
-        """Zero-copy read-only (n, dim) view of the stored vectors."""
+        """Zero-copy read-only (n, dim) view of the stored vectors (kept until the next mutation)."""
+        view = self._view
         n = len(self)
+        if view is not None and len(view) == n:
+            return view
         if n == 0:
             return np.empty((0, self.dim), dtype=np.float32)
         flat = faiss.rev_swig_ptr(self._storage().get_xb(), n * self.dim)
         address = flat.__array_interface__["data"][0]
-        return np.asarray(_Buffer(address, (n, self.dim), self._index))
+        self._view = np.asarray(_Buffer(address, (n, self.dim), self._index))
+        return self._view
 
     def vectors_view(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids, matrix) where row i of the zero-copy matrix has id ids[i].
@@ -224,7 +229,7 @@ class FaissIndex:
         if ids_arr.size == 0:
             return
         self._index.add_with_ids(vec, ids_arr)
-        self._cache = None
+        self._cache = self._view = None
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove ids (unknown ones ignored); return how many went.
@@ -248,7 +253,7 @@ class FaissIndex:
             rebuilt.add_with_ids(vectors, by_pos[keep])
             self._index = rebuilt
             removed = int(pos.size)
-        self._cache = None
+        self._cache = self._view = None
         return removed
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:

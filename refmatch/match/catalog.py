@@ -66,6 +66,8 @@ class Catalog:
     need_met_on: dict[int, str | None]
     met_need_order: np.ndarray  # indices into need arrays of met needs, grouped by account row
     met_need_start: np.ndarray  # CSR offsets per account row into met_need_order
+    open_need_order: np.ndarray  # the same for open and in-progress needs
+    open_need_start: np.ndarray
     risk: RiskView = field(default_factory=RiskView)  # at-risk rows, troubles now and overcome
 
     def row(self, account_id: int) -> int:
@@ -98,8 +100,44 @@ class Catalog:
 
     def open_needs_of(self, account_id: int) -> list[int]:
         row = self.row(account_id)
-        mask = (self.need_account_row == row) & (self.need_status < 2)
-        return self.need_ids[mask].tolist()
+        return self.need_ids[self.open_need_order[self.open_need_start[row] : self.open_need_start[row + 1]]].tolist()
+
+    def log_size(self) -> np.ndarray:
+        """log10(employees + 1) per row, NaN where unknown (cached)."""
+        if "_log_size" not in self.__dict__:
+            self.__dict__["_log_size"] = np.log10(self.employees + 1)
+        return self.__dict__["_log_size"]
+
+    def met_needs_of_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(need ids the accounts at ``rows`` have met, one run per row in order; each run's length)."""
+        first = self.met_need_start[rows]
+        counts = self.met_need_start[rows + 1] - first
+        starts = np.cumsum(counts) - counts
+        runs = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(first - starts, counts)
+        return self.need_ids[self.met_need_order[runs]], counts
+
+    def codes(self, column: str) -> tuple[np.ndarray, dict[str, int]]:
+        """A text column (``industry``, ``region``) as integer codes of its casefolded values (-1: none), cached."""
+        cache = self.__dict__.setdefault("_codes", {})
+        if column not in cache:
+            vocab: dict[str, int] = {}
+            values = [(v or "").casefold() for v in getattr(self, column)]
+            codes = np.fromiter(
+                (vocab.setdefault(v, len(vocab)) if v else -1 for v in values), dtype=np.int64, count=len(values)
+            )
+            cache[column] = (codes, vocab)
+        return cache[column]
+
+    def blocked_rows(self, external_id: str) -> list[int]:
+        """Rows of the accounts whose do-not-match list names ``external_id`` (index built once)."""
+        index = self.__dict__.get("_blocked")
+        if index is None:
+            index = {}
+            for account_id, blocked in self.do_not_match.items():
+                for e in blocked:
+                    index.setdefault(e, []).append(self.row(account_id))
+            self.__dict__["_blocked"] = index
+        return index.get(external_id, [])
 
 
 def load_catalog(conn: sqlite3.Connection, stages: tuple[str, ...], today: date | None = None) -> Catalog:
@@ -171,6 +209,9 @@ def load_catalog(conn: sqlite3.Connection, stages: tuple[str, ...], today: date 
     met = np.flatnonzero(need_status == 2)
     met_order = met[np.argsort(need_rows[met], kind="stable")]
     met_start = np.searchsorted(need_rows[met_order], np.arange(n + 1))
+    unmet = np.flatnonzero(need_status < 2)
+    open_order = unmet[np.argsort(need_rows[unmet], kind="stable")]
+    open_start = np.searchsorted(need_rows[open_order], np.arange(n + 1))
 
     return Catalog(
         data_version=data_version(conn),
@@ -206,5 +247,7 @@ def load_catalog(conn: sqlite3.Connection, stages: tuple[str, ...], today: date 
         need_met_on={r[0]: r[5] for r in needs},
         met_need_order=met_order,
         met_need_start=met_start,
+        open_need_order=open_order,
+        open_need_start=open_start,
         risk=load_risk_view(conn, ids),
     )

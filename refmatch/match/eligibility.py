@@ -24,27 +24,50 @@ class Rules:
 
 
 def capacity_of(catalog: Catalog, default_capacity: int) -> np.ndarray:
-    return np.where(catalog.capacity < 0, default_capacity, catalog.capacity)
+    """Quarterly capacity per row, the default where an advocate names none (cached per catalog)."""
+    cache = catalog.__dict__.setdefault("_capacity", {})
+    if default_capacity not in cache:
+        cache[default_capacity] = np.where(catalog.capacity < 0, default_capacity, catalog.capacity)
+    return cache[default_capacity]
+
+
+def standing_mask(catalog: Catalog) -> np.ndarray:
+    """Advocates who could be put in front of anyone: consenting, live, not at risk (cached per catalog).
+
+    Every eligible advocate is standing, whatever the seeker and the purpose.
+    """
+    mask = catalog.__dict__.get("_standing")
+    if mask is None:
+        mask = catalog.is_advocate & catalog.consent & (catalog.stage_rank >= catalog.live_rank)
+        # never put an at-risk (or lost) account in front of a prospect or a peer
+        mask[catalog.risk.at_risk_rows] = False
+        catalog.__dict__["_standing"] = mask
+    return mask
+
+
+def _available(catalog: Catalog, rules: Rules) -> np.ndarray:
+    """Standing advocates who offer the reference type, have a slot left this quarter, are outside any
+    blackout and are not known to be unhealthy: the seeker-independent part of eligibility (cached)."""
+    ref_type = rules.reference_type or DEFAULT_REFERENCE_TYPE[rules.purpose]
+    key = (ref_type, rules.default_capacity, rules.min_health)
+    cache = catalog.__dict__.setdefault("_available", {})
+    if key not in cache:
+        mask = standing_mask(catalog) & catalog.offers(ref_type)
+        mask &= catalog.used_quarter < capacity_of(catalog, rules.default_capacity)
+        mask &= catalog.blackout_until <= catalog.today.toordinal()
+        # unknown health is not evidence of ill health; a known low score is
+        mask &= ~(catalog.health < rules.min_health)
+        cache[key] = mask
+    return cache[key]
 
 
 def eligible_mask(catalog: Catalog, seeker: Seeker, rules: Rules) -> np.ndarray:
     """A boolean mask over catalog rows of the advocates this seeker may be matched with."""
-    mask = catalog.is_advocate & catalog.consent
-    ref_type = rules.reference_type or DEFAULT_REFERENCE_TYPE[rules.purpose]
-    mask &= catalog.offers(ref_type)
-    mask &= catalog.used_quarter < capacity_of(catalog, rules.default_capacity)
-    mask &= catalog.blackout_until <= catalog.today.toordinal()
-    # unknown health is not evidence of ill health; a known low score is
-    mask &= ~(catalog.health < rules.min_health)
-    # never put an at-risk (or lost) account in front of a prospect or a peer
-    mask[catalog.risk.at_risk_rows] = False
-
     seeker_rank = catalog.stages.index(seeker.stage) if seeker.stage in catalog.stages else 0
-    mask &= catalog.stage_rank >= catalog.live_rank
     if rules.purpose == "retention":
-        mask &= catalog.stage_rank >= seeker_rank
+        mask = _available(catalog, rules) & (catalog.stage_rank >= seeker_rank)
     else:
-        mask &= catalog.stage_rank > seeker_rank
+        mask = _available(catalog, rules) & (catalog.stage_rank > seeker_rank)
 
     products = [rules.product] if rules.product else seeker.products
     wanted = [catalog.product_vocab[p.casefold()] for p in products if p.casefold() in catalog.product_vocab]
@@ -62,7 +85,5 @@ def eligible_mask(catalog: Catalog, seeker: Seeker, rules: Rules) -> np.ndarray:
         rows = [catalog.row_by_external(e) for e in excluded]
         mask[[r for r in rows if r is not None]] = False
     if seeker.external_id is not None:
-        for account_id, blocked in catalog.do_not_match.items():
-            if seeker.external_id in blocked:
-                mask[catalog.row(account_id)] = False
+        mask[catalog.blocked_rows(seeker.external_id)] = False
     return mask

@@ -1,10 +1,12 @@
 """Find, score, diversify and explain the best advocates for one seeker.
 
-1. eligibility -> allowed account ids (and their met needs);
-2. candidates from two filtered searches: profiles near the seeker's profile, and
-   met needs near each of the seeker's open needs;
-3. exact rescoring of the candidates with vectors gathered from the indexes;
-4. diversity re-ranking, explanations.
+1. eligibility -> a mask over the catalog's accounts;
+2. candidates: with ``AdvocateVectors`` (the default), the ``pool`` best of every
+   eligible advocate, all of them scored from packed copies of their vectors;
+   without (too many advocates to copy), the hits of filtered index searches
+   (profiles near the seeker's profile, met needs near each open need);
+3. exact rescoring of the candidates from the indexes' float32 vectors;
+4. the best ``pool`` kept, diversity re-ranking, explanations.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import numpy as np
 
 from refmatch.config import Settings
 from refmatch.index.base import VectorIndex
+from refmatch.match.advocate_vectors import AdvocateVectors, approximate
 from refmatch.match.catalog import Catalog
 from refmatch.match.diversity import diversify
 from refmatch.match.eligibility import Rules, capacity_of, eligible_mask
 from refmatch.match.retention import add_shared_troubles, explain_troubles, trouble_candidates
-from refmatch.match.scoring import explain, score_candidates
+from refmatch.match.scoring import explain, score_candidates, take
 from refmatch.models import Match, Seeker
 
 
@@ -36,20 +39,13 @@ def _search_ids(index: VectorIndex, queries: np.ndarray, k: int, allowed: np.nda
     return ids[ids >= 0]
 
 
-def find_matches(
-    catalog: Catalog, indexes: Indexes, seeker: Seeker, rules: Rules, settings: Settings, k: int
-) -> tuple[list[Match], int]:
-    """The top ``k`` matches and how many advocates were eligible at all."""
-    mask = eligible_mask(catalog, seeker, rules)
-    allowed_rows = np.flatnonzero(mask)
-    if len(allowed_rows) == 0:
-        return [], 0
-    allowed_ids = catalog.ids[allowed_rows]
-    pool = max(settings.candidates, 3 * k)
-
+def _candidates_from_searches(
+    catalog: Catalog, indexes: Indexes, mask: np.ndarray, seeker: Seeker, rules: Rules, pool: int
+) -> np.ndarray:
+    """Account ids near the seeker by profile or by a met need (filtered index searches)."""
+    allowed_ids = catalog.ids[mask]
     candidate_ids = [_search_ids(indexes.profiles, seeker.profile_vector[None, :], pool, allowed_ids)]
-    has_needs = seeker.need_vectors is not None and len(seeker.need_vectors) > 0
-    if has_needs:
+    if seeker.need_vectors is not None and len(seeker.need_vectors) > 0:
         met_order = catalog.met_need_order
         met_ids = catalog.need_ids[met_order[mask[catalog.need_account_row[met_order]]]]
         hits = _search_ids(indexes.needs, seeker.need_vectors, pool, met_ids)
@@ -58,54 +54,114 @@ def find_matches(
             candidate_ids.append(catalog.ids[hit_rows])
     if rules.purpose == "retention":
         candidate_ids.append(trouble_candidates(catalog, seeker, mask, pool))
-    candidates = np.unique(np.concatenate(candidate_ids))
-    if len(candidates) == 0:
-        return [], int(len(allowed_rows))
+    return np.unique(np.concatenate(candidate_ids))
 
+
+def _candidates_from_advocates(
+    catalog: Catalog,
+    store: AdvocateVectors,
+    mask: np.ndarray,
+    seeker: Seeker,
+    rules: Rules,
+    settings: Settings,
+    pool: int,
+) -> np.ndarray:
+    """Account ids of the ``pool`` best eligible advocates, every one of them scored (approximately)."""
+    queries = seeker.need_vectors if seeker.need_vectors is not None else np.zeros((0, len(seeker.profile_vector)))
+    approx = approximate(store, mask, seeker.profile_vector, queries)
+    rows = approx.rows
+    if len(rows) > pool:
+        no_ids = np.full(approx.need_best.shape, -1, dtype=np.int64)
+        capacities = capacity_of(catalog, rules.default_capacity)[rows]
+        cands = score_candidates(
+            catalog, seeker, rows, approx.profile_sims, approx.need_best, no_ids, capacities, settings
+        )
+        if rules.purpose == "retention":
+            add_shared_troubles(catalog, seeker, cands, settings)
+        rows = rows[_best(cands.scores, pool)]
+    return np.sort(catalog.ids[rows])
+
+
+def _exact(catalog: Catalog, indexes: Indexes, seeker: Seeker, candidates: np.ndarray):
+    """Profile vectors, profile similarities and need coverage of the candidates, from the indexes' float32."""
     rows = catalog.rows(candidates)
     profile_vectors = indexes.profiles.reconstruct(candidates)
     profile_sims = profile_vectors @ seeker.profile_vector
-    capacities = capacity_of(catalog, rules.default_capacity)[rows]
-
     n_needs = len(seeker.need_texts)
     need_best = np.zeros((len(rows), n_needs), dtype=np.float32)
     need_best_id = np.full((len(rows), n_needs), -1, dtype=np.int64)
-    if has_needs:
-        met_per_row = [catalog.met_needs_of(int(r)) for r in rows]
-        all_met = np.concatenate(met_per_row)
-        if len(all_met):
+    if seeker.need_vectors is not None and len(seeker.need_vectors) > 0:
+        all_met, counts = catalog.met_needs_of_rows(rows)
+        has = counts > 0
+        if has.any():
             sims = seeker.need_vectors @ indexes.needs.reconstruct(all_met).T  # (needs, all met)
-            counts = np.array([len(m) for m in met_per_row])
-            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-            has = counts > 0
-            # per candidate and open need: the best of its met needs (reduceat over column blocks)
-            best = np.maximum.reduceat(sims, starts[has], axis=1).T
-            need_best[has] = best
-            owner = np.repeat(np.arange(len(rows)), counts)
-            # argmax within each block: order by (owner, -sim) per need
-            for j in range(n_needs):
-                order = np.lexsort((-sims[j], owner))
-                firsts = order[starts[has]]
-                need_best_id[has, j] = all_met[firsts]
+            starts = (np.cumsum(counts) - counts)[has]
+            # per candidate and open need: the best of its met needs (reduceat over column blocks) ...
+            best = np.maximum.reduceat(sims, starts, axis=1)
+            need_best[has] = best.T
+            # ... and the first met need that reaches it
+            owner = np.repeat(np.arange(len(starts)), counts[has])
+            position = np.where(sims == best[:, owner], np.arange(len(all_met)), len(all_met))
+            need_best_id[has] = all_met[np.minimum.reduceat(position, starts, axis=1)].T
+    return rows, profile_vectors, profile_sims, need_best, need_best_id
 
+
+def _best(scores: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the ``n`` best scores, ascending (so ties keep row order)."""
+    if len(scores) <= n:
+        return np.arange(len(scores))
+    return np.sort(np.argpartition(-scores, n - 1)[:n])
+
+
+def find_matches(
+    catalog: Catalog,
+    indexes: Indexes,
+    seeker: Seeker,
+    rules: Rules,
+    settings: Settings,
+    k: int,
+    advocates: AdvocateVectors | None = None,
+) -> tuple[list[Match], int]:
+    """The top ``k`` matches and how many advocates were eligible at all.
+
+    ``advocates`` (the standing advocates' vectors, built for this catalog) has every
+    eligible advocate scored; without it candidates come from index searches. Either
+    way the candidates are then rescored exactly.
+    """
+    mask = eligible_mask(catalog, seeker, rules)
+    eligible = int(np.count_nonzero(mask))
+    if eligible == 0:
+        return [], 0
+    pool = max(settings.candidates, 3 * k)
+    if advocates is not None:
+        candidates = _candidates_from_advocates(catalog, advocates, mask, seeker, rules, settings, pool)
+    else:
+        candidates = _candidates_from_searches(catalog, indexes, mask, seeker, rules, pool)
+    if len(candidates) == 0:
+        return [], eligible
+
+    rows, profile_vectors, profile_sims, need_best, need_best_id = _exact(catalog, indexes, seeker, candidates)
+    capacities = capacity_of(catalog, rules.default_capacity)[rows]
     cands = score_candidates(catalog, seeker, rows, profile_sims, need_best, need_best_id, capacities, settings)
     retention = rules.purpose == "retention"
     if retention:
         add_shared_troubles(catalog, seeker, cands, settings)
-    order = diversify(cands.scores, profile_vectors, k, settings.diversity)
+    keep = _best(cands.scores, pool)
+    cands = take(cands, keep)
+    order = diversify(cands.scores, profile_vectors[keep], k, settings.diversity)
     matches = [
         Match(
             rank=rank,
-            advocate_id=int(candidates[i]),
-            external_id=catalog.external_ids[rows[i]],
-            name=catalog.names[rows[i]],
+            advocate_id=int(catalog.ids[cands.rows[i]]),
+            external_id=catalog.external_ids[cands.rows[i]],
+            name=catalog.names[cands.rows[i]],
             score=float(cands.scores[i]),
             components={c: float(v[i]) for c, v in cands.components.items()},
             reasons=[
-                *(explain_troubles(catalog, seeker, int(rows[i])) if retention else []),
+                *(explain_troubles(catalog, seeker, int(cands.rows[i])) if retention else []),
                 *explain(catalog, seeker, cands, i, settings),
             ],
         )
         for rank, i in enumerate(order, start=1)
     ]
-    return matches, int(len(allowed_rows))
+    return matches, eligible

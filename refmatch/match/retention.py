@@ -29,10 +29,13 @@ def seeker_troubles(catalog: Catalog, seeker: Seeker) -> tuple[str, ...]:
 def add_shared_troubles(catalog: Catalog, seeker: Seeker, cands: Candidates, settings: Settings) -> None:
     """Add the ``shared_troubles`` component and fold it into the scores (a seeker with no trouble: no change)."""
     troubles = seeker_troubles(catalog, seeker)
-    overcame = catalog.risk.overcame
-    share = np.array(
-        [sum(t in overcame.get(int(r), {}) for t in troubles) / len(troubles) if troubles else 0.0 for r in cands.rows]
-    )
+    share = np.zeros(len(cands.rows))
+    if troubles and catalog.risk.overcame:
+        # few accounts have overcome anything: walk them, not the candidates
+        by_row = np.zeros(len(catalog.ids))
+        for row, recovered in catalog.risk.overcame.items():
+            by_row[row] = sum(t in recovered for t in troubles) / len(troubles)
+        share = by_row[cands.rows]
     cands.components["shared_troubles"] = share
     if troubles:
         w = float(getattr(settings, "w_troubles", W_TROUBLES))

@@ -52,11 +52,12 @@ def need_credit(similarity: np.ndarray, settings: Settings) -> np.ndarray:
     return np.clip((similarity - low) / (high - low), 0.0, 1.0)
 
 
-def _same(value: str | None, column: list[str | None], rows: np.ndarray) -> np.ndarray:
+def _same(value: str | None, catalog: Catalog, column: str, rows: np.ndarray) -> np.ndarray:
+    """1.0 where the row's ``column`` equals ``value`` (case-insensitively), else 0.0."""
     if not value:
         return np.zeros(len(rows))
-    v = value.casefold()
-    return np.array([1.0 if (column[r] or "").casefold() == v else 0.0 for r in rows])
+    codes, vocab = catalog.codes(column)
+    return (codes[rows] == vocab.get(value.casefold(), -2)).astype(np.float64)
 
 
 def score_candidates(
@@ -73,14 +74,14 @@ def score_candidates(
     comps: dict[str, np.ndarray] = {}
     comps["need_coverage"] = need_credit(need_best, settings).mean(axis=1) if has_needs else np.zeros(len(rows))
     comps["profile_similarity"] = np.clip(profile_sims, 0, 1)
-    comps["industry"] = _same(seeker.industry, catalog.industry, rows)
+    comps["industry"] = _same(seeker.industry, catalog, "industry", rows)
     if seeker.employees is None:
         comps["size"] = np.zeros(len(rows))
     else:
-        theirs = catalog.employees[rows]
-        close = 1.0 - np.abs(np.log10(theirs + 1) - np.log10(seeker.employees + 1)) / 2.0
+        theirs = catalog.log_size()[rows]  # log10(employees + 1), NaN where unknown
+        close = 1.0 - np.abs(theirs - np.log10(seeker.employees + 1)) / 2.0
         comps["size"] = np.where(np.isnan(theirs), 0.0, np.clip(close, 0, 1))
-    comps["region"] = _same(seeker.region, catalog.region, rows)
+    comps["region"] = _same(seeker.region, catalog, "region", rows)
     wanted = [catalog.product_vocab[p.casefold()] for p in seeker.products if p.casefold() in catalog.product_vocab]
     if seeker.products:
         comps["products"] = catalog.product_matrix[np.ix_(rows, wanted)].sum(axis=1) / len(seeker.products)
@@ -95,6 +96,18 @@ def score_candidates(
     total = sum(w[c] * comps[c] for c in COMPONENTS) + settings.w_fatigue * comps["fatigue"]
     scores = total / (sum(w.values()) or 1.0)
     return Candidates(rows, comps, scores, need_best, need_best_id, capacity)
+
+
+def take(cands: Candidates, keep: np.ndarray) -> Candidates:
+    """The candidates at positions ``keep``, in that order."""
+    return Candidates(
+        cands.rows[keep],
+        {c: v[keep] for c, v in cands.components.items()},
+        cands.scores[keep],
+        cands.need_best[keep],
+        cands.need_best_id[keep],
+        cands.capacity[keep],
+    )
 
 
 def _short(text: str, limit: int = 60) -> str:

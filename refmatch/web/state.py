@@ -80,7 +80,8 @@ class SharedService(Service):
     def warm(self) -> None:
         """Load the indexes, the catalog and the model now, so the first request does not pay."""
         try:
-            self._loaded()
+            catalog, indexes, _ = self._loaded()
+            self.advocate_vectors(catalog, indexes)
         except RefmatchError:
             pass  # /readyz says why
         self.encoder.encode(["warm up"])
