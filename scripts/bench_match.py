@@ -138,12 +138,17 @@ def serve_phase(args) -> None:
     faiss.omp_set_num_threads(1)
     from refmatch.embed.st import SentenceTransformerEncoder
 
-    settings = load_settings({"db": args.db, "index_dir": args.index_dir}, env={})
+    overrides = {"db": args.db, "index_dir": args.index_dir}
+    if args.searches:
+        overrides["advocate_vectors_max"] = 0
+    settings = load_settings(overrides, env={})
     real = SentenceTransformerEncoder("all-MiniLM-L6-v2")
     service = Service(settings, encoder=QueryEncoder(real))
     t0 = time.perf_counter()
     service.match_account("B-1", k=5)  # loads indexes and catalog
     load_s = time.perf_counter() - t0
+    store = service.advocate_vectors(*service._loaded()[:2])
+    held = {"kernel": store.kernel, "vectors": store.size, "mb": round(store.nbytes / 1e6, 1)} if store else None
     real.encode(["warm up the model"])
     rnd = random.Random(1)
     seekers = [f"B-{rnd.randint(1, args.accounts)}" for _ in range(args.queries)]
@@ -169,7 +174,7 @@ def serve_phase(args) -> None:
         print(json.dumps({
             "phase": "match", "kind": kind, "accounts": args.accounts, "queries": len(lat),
             "p50_ms": round(statistics.median(lat), 2), "p99_ms": round(pct(lat, 0.99), 2),
-            "first_load_s": round(load_s, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
+            "first_load_s": round(load_s, 2), "peak_rss_mb": round(peak_rss_mb(), 1), "advocate_vectors": held,
         }))  # fmt: skip
 
 
@@ -199,6 +204,9 @@ def main() -> None:
     parser.add_argument("--text-queries", type=int, default=50, help="ad-hoc text matches to time")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", help="keep the synthetic database and indexes here and reuse them next time")
+    parser.add_argument(
+        "--searches", action="store_true", help="match by index searches (advocate_vectors_max=0), for comparison"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--index-dir", help=argparse.SUPPRESS)
@@ -217,7 +225,7 @@ def main() -> None:
         subprocess.run(
             [sys.executable, __file__, "--serve", "--db", str(db), "--index-dir", str(index_dir),
              "--accounts", str(args.accounts), "--queries", str(args.queries),
-             "--text-queries", str(args.text_queries)],
+             "--text-queries", str(args.text_queries), *(["--searches"] if args.searches else [])],
             check=True,
         )  # fmt: skip
 

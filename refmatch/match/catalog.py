@@ -102,6 +102,12 @@ class Catalog:
         row = self.row(account_id)
         return self.need_ids[self.open_need_order[self.open_need_start[row] : self.open_need_start[row + 1]]].tolist()
 
+    def product_columns(self) -> np.ndarray:
+        """``product_matrix`` transposed and contiguous: one row of flags per product (cached)."""
+        if "_product_columns" not in self.__dict__:
+            self.__dict__["_product_columns"] = np.ascontiguousarray(self.product_matrix.T)
+        return self.__dict__["_product_columns"]
+
     def log_size(self) -> np.ndarray:
         """log10(employees + 1) per row, NaN where unknown (cached)."""
         if "_log_size" not in self.__dict__:

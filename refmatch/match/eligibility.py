@@ -73,7 +73,7 @@ def eligible_mask(catalog: Catalog, seeker: Seeker, rules: Rules) -> np.ndarray:
     wanted = [catalog.product_vocab[p.casefold()] for p in products if p.casefold() in catalog.product_vocab]
     if products:
         # further along on the product that matters: an advocate must use one of them
-        mask &= catalog.product_matrix[:, wanted].any(axis=1) if wanted else False
+        mask &= np.logical_or.reduce(catalog.product_columns()[wanted]) if wanted else False
 
     if seeker.account_id is not None:
         try:

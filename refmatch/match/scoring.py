@@ -72,7 +72,11 @@ def score_candidates(
 ) -> Candidates:
     has_needs = bool(seeker.need_texts)
     comps: dict[str, np.ndarray] = {}
-    comps["need_coverage"] = need_credit(need_best, settings).mean(axis=1) if has_needs else np.zeros(len(rows))
+    if has_needs:  # the mean over open needs, as a product: numpy's mean along a short axis is slow
+        credit = need_credit(need_best, settings)
+        comps["need_coverage"] = credit @ np.full(credit.shape[1], 1.0 / credit.shape[1], dtype=credit.dtype)
+    else:
+        comps["need_coverage"] = np.zeros(len(rows))
     comps["profile_similarity"] = np.clip(profile_sims, 0, 1)
     comps["industry"] = _same(seeker.industry, catalog, "industry", rows)
     if seeker.employees is None:
@@ -84,7 +88,8 @@ def score_candidates(
     comps["region"] = _same(seeker.region, catalog, "region", rows)
     wanted = [catalog.product_vocab[p.casefold()] for p in seeker.products if p.casefold() in catalog.product_vocab]
     if seeker.products:
-        comps["products"] = catalog.product_matrix[np.ix_(rows, wanted)].sum(axis=1) / len(seeker.products)
+        columns = catalog.product_columns()
+        comps["products"] = sum((columns[w][rows] for w in wanted), np.zeros(len(rows))) / len(seeker.products)
     else:
         comps["products"] = np.zeros(len(rows))
     seeker_rank = catalog.stages.index(seeker.stage) if seeker.stage in catalog.stages else 0
