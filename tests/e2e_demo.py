@@ -1,13 +1,15 @@
 """The real demo, built once per test session, and a real ``refmatch serve`` over it.
 
-Building the demo embeds ~4,500 texts with the real model (about 80 s on 2 cores), so
-every end-to-end test that needs it shares one copy: import the fixtures from here.
+Building the demo embeds ~4,500 texts with the real model (about 80 s on 2 cores), so it
+is built once per session and each end-to-end module works on its own copy: import the
+fixtures from here.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -64,8 +66,21 @@ def build_demo(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory) -> Path:
-    return build_demo(tmp_path_factory.mktemp("demo"))
+def demo_build(tmp_path_factory) -> Path:
+    """The demo as ``refmatch demo`` leaves it: copy it (``demo_copy``) rather than change it."""
+    return build_demo(tmp_path_factory.mktemp("demo-build"))
+
+
+def demo_copy(build: Path, into: Path) -> Path:
+    """A private copy of a built demo (database, secret and indexes: a second or two, not a rebuild)."""
+    shutil.copytree(build, into, dirs_exist_ok=True, ignore=shutil.ignore_patterns("serve-*.log"))
+    return into
+
+
+@pytest.fixture(scope="session")
+def demo_dir(demo_build, tmp_path_factory) -> Path:
+    """The demo the web tests serve and change (requests, approvals)."""
+    return demo_copy(demo_build, tmp_path_factory.mktemp("demo"))
 
 
 def free_port() -> int:

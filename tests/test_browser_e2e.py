@@ -17,12 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import e2e_demo
 from tests.e2e_demo import E2E_PASSWORD
-
-# the session's demo and server, shared with every e2e module that uses them
-demo_dir = e2e_demo.demo_dir
-demo_server = e2e_demo.demo_server
 
 pytestmark = pytest.mark.e2e
 

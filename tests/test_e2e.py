@@ -13,6 +13,8 @@ from importlib import resources
 
 import pytest
 
+from tests import e2e_demo
+
 pytestmark = pytest.mark.e2e
 
 KNOWN = json.loads((resources.files("refmatch") / "demo_data" / "known_matches.json").read_text())
@@ -34,11 +36,9 @@ def refmatch(tmp, *args, check=True):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e")
-    out = refmatch(tmp, "demo", "-q")
-    assert "demo ready" in out.stdout
-    return tmp
+def demo(demo_build, tmp_path_factory):
+    """A fresh copy of the session's demo, untouched by the web tests' requests and approvals."""
+    return e2e_demo.demo_copy(demo_build, tmp_path_factory.mktemp("e2e"))
 
 
 def test_demo_builds_fresh_indexes(demo):
