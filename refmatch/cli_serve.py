@@ -34,8 +34,14 @@ from refmatch.service import Service
     type=click.IntRange(1, 32),
     help="Processes sharing the port, each with its own model and indexes (more memory, more cores).",
 )
+@click.option(
+    "--secure-cookies",
+    is_flag=True,
+    help="Mark the session cookie Secure (browsers send it only over HTTPS): set when serving behind HTTPS "
+    "[env REFMATCH_SECURE_COOKIES].",
+)
 @common
-def serve(service: Service, host: str, port: int, threads: int, workers: int) -> None:
+def serve(service: Service, host: str, port: int, threads: int, workers: int, secure_cookies: bool) -> None:
     """Serve the JSON API (/api/v1) and the web UI with waitress.
 
     Sign in with a user made by 'refmatch user add' (or the demo's users); API
@@ -43,7 +49,7 @@ def serve(service: Service, host: str, port: int, threads: int, workers: int) ->
     """
     from refmatch.web.server import prefork, run
 
-    settings = service.settings
+    settings = service.settings.replace(secure_cookies=True) if secure_cookies else service.settings
     service.close()
     encoder = (click.get_current_context().obj or {}).get("encoder")  # tests inject a fake encoder
 

@@ -13,6 +13,7 @@ import click
 
 from refmatch import users
 from refmatch.cli import common
+from refmatch.errors import NotFound
 from refmatch.service import Service
 
 
@@ -47,6 +48,22 @@ def user_set_password(service: Service, username: str, password_stdin: bool) -> 
     """Set a new password for USERNAME."""
     users.set_password(service.db, username, _password(password_stdin))
     click.echo(f"password of {username} changed")
+
+
+@user.command("unlock")
+@click.argument("username")
+@common
+def user_unlock(service: Service, username: str) -> None:
+    """Clear USERNAME's failed sign-ins, so it may sign in again at once (a locked address still waits)."""
+    username = username.strip()
+    cleared = users.clear_login_failures(service.db, username)
+    if cleared:
+        plural = "" if cleared == 1 else "s"
+        click.echo(f"{username} unlocked: cleared {cleared} failed sign-in{plural}")
+    elif users.get_user_by_name(service.db, username) is None:
+        raise NotFound(f"unknown user: {username!r} (and no failed sign-ins recorded for it)")
+    else:
+        click.echo(f"{username} has no failed sign-ins: nothing to unlock")
 
 
 @user.command("list")

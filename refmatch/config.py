@@ -99,6 +99,20 @@ REGISTRY: tuple[Setting, ...] = (
         "Key that signs the web UI's session cookies. Unset: a random key is made once and kept "
         "beside the database in DB.secret (mode 600).",
     ),
+    Setting(
+        "secure_cookies",
+        False,
+        "Mark the session cookie Secure, so browsers send it only over HTTPS: set it when serving behind HTTPS.",
+        _bool,
+    ),
+    Setting(
+        "login_max_failures",
+        5,
+        "Failed sign-ins for one username within the window after which /login refuses it (429) until the "
+        "oldest falls out of the window; one client address may fail 4x as often (offices behind one NAT).",
+        int,
+    ),
+    Setting("login_window_minutes", 15, "The window, in minutes, in which failed sign-ins are counted.", int),
 )
 
 _BY_NAME = {s.name: s for s in REGISTRY}
@@ -129,6 +143,9 @@ class Settings:
     need_threshold: float = 0.45
     diversity: float = 0.15
     secret_key: str | None = field(default=None, repr=False)
+    secure_cookies: bool = False
+    login_max_failures: int = 5
+    login_window_minutes: int = 15
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -165,6 +182,9 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
     settings = Settings(**values)
     if len(set(settings.stages)) != len(settings.stages) or len(settings.stages) < 2:
         raise ConfigError("REFMATCH_STAGES: need at least two distinct stages")
+    for name in ("login_max_failures", "login_window_minutes"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"{_BY_NAME[name].env}: must be at least 1")
     return settings
 
 

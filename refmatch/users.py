@@ -5,18 +5,25 @@ error message. Bearer tokens are random, shown once at creation, and stored only
 their sha256, so a copy of the database does not hand out working tokens.
 
 Every function takes the ``sqlite_utils.Database`` (``service.db``) first; writes run
-in one ``refmatch.store.transaction``.
+in one ``refmatch.store.transaction``, except bookkeeping that matching never reads (a
+token's last use, failed sign-ins), which is written without bumping data_version.
+
+Sign-in throttling counts failed sign-ins per casefolded username (unknown usernames
+too, so the limit does not reveal which exist) and per client address. A key is
+blocked once it has ``login_max_failures`` failures (4x that for an address) within the
+last ``login_window_minutes``, until the oldest of those falls out of the window.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -24,6 +31,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from refmatch.errors import Conflict, InvalidInput, NotFound
 from refmatch.store import transaction
 from refmatch.store.repo import now_iso
+
+if TYPE_CHECKING:
+    from refmatch.config import Settings
 
 ROLES = ("sales", "cs", "reference_manager", "admin")
 MANAGER_ROLES = frozenset({"reference_manager", "admin"})
@@ -33,6 +43,8 @@ TOKEN_PREFIX = "rmt_"
 PASSWORD_METHOD = "scrypt"
 # last_used_at is refreshed at most this often, so API reads do not each become a write
 TOKEN_TOUCH_EVERY = timedelta(minutes=1)
+# one client address may fail this many times as often as one username (offices behind one NAT)
+ADDRESS_FAILURES_FACTOR = 4
 # the demo's users: username -> role
 DEMO_USERS = {"sales": "sales", "cs": "cs", "manager": "reference_manager", "admin": "admin"}
 
@@ -229,6 +241,90 @@ def list_tokens(db: sqlite_utils.Database, username: str | None = None) -> list[
         params = (_require(db, username).id,)
     keys = ("id", "username", "name", "created_at", "last_used_at", "revoked_at")
     return [dict(zip(keys, r)) for r in _conn(db).execute(sql + " ORDER BY t.id", params)]
+
+
+# -- sign-in throttling ------------------------------------------------------------------
+
+
+def utcnow() -> datetime:
+    """The clock of sign-in throttling (tests replace it)."""
+    return datetime.now(UTC)
+
+
+def _stamp(moment: datetime) -> str:
+    # one fixed width, so ISO strings compare in time order
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _user_key(username: str) -> str:
+    return "user:" + (username or "").strip().casefold()
+
+
+def _throttle_keys(username: str, address: str | None, settings: Settings) -> list[tuple[str, int]]:
+    """(key, failures that block it) for the username and, when known, the client address."""
+    keys = [(_user_key(username), settings.login_max_failures)]
+    if address:
+        keys.append(("addr:" + address, settings.login_max_failures * ADDRESS_FAILURES_FACTOR))
+    return keys
+
+
+def login_wait(
+    db: sqlite_utils.Database, username: str, address: str | None, settings: Settings, now: datetime | None = None
+) -> int:
+    """Seconds a sign-in as ``username`` from ``address`` must still wait; 0 when it may be tried now.
+
+    A key with ``limit`` failures after ``now - window`` is blocked until the ``limit``-th
+    most recent of them (the oldest, when there are just ``limit``) is ``window`` old.
+    """
+    now = now or utcnow()
+    window = timedelta(minutes=settings.login_window_minutes)
+    conn = _conn(db)
+    wait = 0.0
+    for key, limit in _throttle_keys(username, address, settings):
+        row = conn.execute(
+            "SELECT at FROM login_failures WHERE key = ? AND at > ? ORDER BY at DESC LIMIT 1 OFFSET ?",
+            (key, _stamp(now - window), limit - 1),
+        ).fetchone()
+        if row is not None:
+            wait = max(wait, (datetime.fromisoformat(row[0]) + window - now).total_seconds())
+    return max(0, math.ceil(wait))
+
+
+def record_login_failure(
+    db: sqlite_utils.Database, username: str, address: str | None, settings: Settings, now: datetime | None = None
+) -> None:
+    """Count a failed sign-in against the username and the address; forget failures older than the window.
+
+    Bookkeeping, not data that matching reads: one transaction that does not bump data_version.
+    """
+    now = now or utcnow()
+    cutoff = _stamp(now - timedelta(minutes=settings.login_window_minutes))
+    conn = _conn(db)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DELETE FROM login_failures WHERE at <= ?", (cutoff,))
+        conn.executemany(
+            "INSERT INTO login_failures (key, at) VALUES (?, ?)",
+            [(key, _stamp(now)) for key, _ in _throttle_keys(username, address, settings)],
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def clear_login_failures(db: sqlite_utils.Database, username: str) -> int:
+    """Forget the username's failed sign-ins (after a successful one, or to unlock it); how many there were.
+
+    The address's failures stay: one good password must not reset what an address has tried.
+    Does not bump data_version.
+    """
+    if not (username or "").strip():
+        raise InvalidInput(
+            "username: must not be empty", details=[{"field": "username", "message": "must not be empty"}]
+        )
+    cur = _conn(db).execute("DELETE FROM login_failures WHERE key = ?", (_user_key(username),))
+    return cur.rowcount
 
 
 def ensure_demo_users(db: sqlite_utils.Database) -> dict[str, str]:

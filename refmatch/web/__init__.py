@@ -27,7 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_NAME": "refmatch_session",
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
-    "SESSION_COOKIE_SECURE": False,  # set True behind HTTPS
+    "SESSION_COOKIE_SECURE": False,  # replaced by the secure_cookies setting unless test_config sets it
     # refmatch's own: a Settings (or overrides for load_settings), an Encoder to use, warm up at start
     "REFMATCH_SETTINGS": None,
     "REFMATCH_ENCODER": None,
@@ -72,6 +72,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     settings = _settings(app.config["REFMATCH_SETTINGS"])
+    if "SESSION_COOKIE_SECURE" not in (test_config or {}):
+        app.config["SESSION_COOKIE_SECURE"] = settings.secure_cookies
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = secret_key_for(settings)
     service = SharedService(settings, encoder=app.config["REFMATCH_ENCODER"])

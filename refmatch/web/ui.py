@@ -116,12 +116,24 @@ def login() -> Page:
         errors["username"] = "Enter your username."
     if not password:
         errors["password"] = "Enter your password."
-    user = users.authenticate(service().db, username, password) if not errors else None
-    if user is None and not errors:
-        errors[""] = "Wrong username or password."
     if errors:
         return render_template("login.html", errors=errors, username=username, next=next_url or ""), 400
-    assert user is not None
+    db, settings, address = service().db, service().settings, request.remote_addr
+    wait = users.login_wait(db, username, address, settings)
+    if wait:  # the password is not even checked
+        minutes = math.ceil(wait / 60)
+        errors[""] = (
+            "Too many failed sign-ins for this username or from this address: "
+            f"try again in {minutes} minute{'' if minutes == 1 else 's'}."
+        )
+        html = render_template("login.html", errors=errors, username=username, next=next_url or "")
+        return Response(html, status=429, headers={"Retry-After": str(wait)}, mimetype="text/html")
+    user = users.authenticate(db, username, password)
+    if user is None:
+        users.record_login_failure(db, username, address, settings)
+        errors[""] = "Wrong username or password."
+        return render_template("login.html", errors=errors, username=username, next=next_url or ""), 400
+    users.clear_login_failures(db, username)
     sign_in(user)
     return redirect(next_url or url_for("ui.dashboard"))
 
