@@ -170,12 +170,39 @@ def serve_phase(args) -> None:
             k=5,
         )
         adhoc.append((time.perf_counter() - t) * 1000)
+    if store is not None and args.compare:
+        print(json.dumps(compare_paths(service, seekers[: args.compare])))
     for kind, lat in (("stored_seeker", stored), ("adhoc_text", adhoc)):
         print(json.dumps({
             "phase": "match", "kind": kind, "accounts": args.accounts, "queries": len(lat),
             "p50_ms": round(statistics.median(lat), 2), "p99_ms": round(pct(lat, 0.99), 2),
             "first_load_s": round(load_s, 2), "peak_rss_mb": round(peak_rss_mb(), 1), "advocate_vectors": held,
         }))  # fmt: skip
+
+
+def compare_paths(service: Service, seekers: list[str]) -> dict:
+    """The same seekers matched from the held advocate vectors and from index searches (k=5, reference)."""
+    from refmatch.match import find_matches
+
+    catalog, indexes, _ = service._loaded()
+    store = service.advocate_vectors(catalog, indexes)
+    rules = service._rules("reference", None, None)
+    same_top5 = better_top1 = worse_top1 = with_matches = 0
+    for ext in seekers:
+        seeker = service.match_account(ext, k=1).seeker
+        held, _ = find_matches(catalog, indexes, seeker, rules, service.settings, 5, store)
+        searched, _ = find_matches(catalog, indexes, seeker, rules, service.settings, 5)
+        if not held and not searched:
+            continue
+        with_matches += 1
+        same_top5 += [m.external_id for m in held] == [m.external_id for m in searched]
+        top_held, top_searched = (held[0].score if held else 0.0), (searched[0].score if searched else 0.0)
+        better_top1 += top_held > top_searched + 1e-6
+        worse_top1 += top_held < top_searched - 1e-6
+    return {
+        "phase": "compare", "seekers_with_matches": with_matches, "identical_top5": same_top5,
+        "held_top1_scores_higher": better_top1, "held_top1_scores_lower": worse_top1,
+    }  # fmt: skip
 
 
 def build(args, db: Path, index_dir: Path) -> None:
@@ -207,6 +234,10 @@ def main() -> None:
     parser.add_argument(
         "--searches", action="store_true", help="match by index searches (advocate_vectors_max=0), for comparison"
     )
+    parser.add_argument(
+        "--compare", type=int, default=0, metavar="N",
+        help="also match N of the seekers both ways and count how often the results differ",
+    )  # fmt: skip
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--index-dir", help=argparse.SUPPRESS)
@@ -225,7 +256,8 @@ def main() -> None:
         subprocess.run(
             [sys.executable, __file__, "--serve", "--db", str(db), "--index-dir", str(index_dir),
              "--accounts", str(args.accounts), "--queries", str(args.queries),
-             "--text-queries", str(args.text_queries), *(["--searches"] if args.searches else [])],
+             "--text-queries", str(args.text_queries), "--compare", str(args.compare),
+             *(["--searches"] if args.searches else [])],
             check=True,
         )  # fmt: skip
 
