@@ -20,7 +20,7 @@ import sqlite_utils
 from refmatch import importing
 from refmatch.config import Settings
 from refmatch.errors import Conflict, InvalidInput, NotFound
-from refmatch.match.catalog import USING_CAPACITY, Catalog, load_catalog, quarter_start
+from refmatch.match.catalog import USING_CAPACITY, Catalog, quarter_start
 from refmatch.match.eligibility import Rules, eligible_mask
 from refmatch.models import DEFAULT_REFERENCE_TYPE, Seeker
 from refmatch.risk import after_import as refresh_risk
@@ -362,7 +362,7 @@ def coverage(service: Service, purpose: str = "reference", *, today: date | None
            settings.min_health)  # fmt: skip
     if key in _COVERAGE_CACHE:
         return _COVERAGE_CACHE[key]
-    catalog = load_catalog(conn, tuple(settings.stages), today)
+    catalog = service.catalog(today)
     stage = (
         settings.stages[0] if purpose == "reference" else ("onboarding" if "onboarding" in settings.stages else None)
     )

@@ -15,10 +15,19 @@ from refmatch import importing
 from refmatch.config import Settings
 from refmatch.embed.base import Encoder
 from refmatch.errors import InvalidInput, NotFound
-from refmatch.index.sync import INDEX_NAMES, BuildReport, IndexStatus, build_index, index_status, load_fresh
+from refmatch.index.sync import (
+    INDEX_NAMES,
+    BuildReport,
+    IndexStatus,
+    build_index,
+    check_fresh,
+    files_stamp,
+    index_status,
+    load_fresh,
+)
 from refmatch.match import Indexes, Rules, find_matches, load_catalog
 from refmatch.match.advocate_vectors import AdvocateVectors, build_advocate_vectors, vectors_needed
-from refmatch.match.catalog import Catalog
+from refmatch.match.catalog import Catalog, catalog_version, with_usage
 from refmatch.models import DEFAULT_REFERENCE_TYPE, PURPOSES, MatchResult, Seeker
 from refmatch.risk import after_import as refresh_risk
 from refmatch.store import UPSERTS, data_version, open_db, transaction
@@ -58,7 +67,8 @@ class Service:
         self._db = None
         self._catalog: Catalog | None = None
         self._indexes: tuple[int, Indexes, dict] | None = None
-        self._advocates: tuple[Catalog, Indexes, AdvocateVectors | None] | None = None
+        self._index_files: dict[str, tuple[tuple, dict]] = {}  # name -> (files stamp, manifest) of those loaded
+        self._advocates: tuple[object, Indexes, AdvocateVectors | None] | None = None
 
     # -- plumbing ---------------------------------------------------------
     @property
@@ -200,13 +210,43 @@ class Service:
     def _loaded(self) -> tuple[Catalog, Indexes, dict]:
         version = data_version(self.conn)
         if self._indexes is None or self._indexes[0] != version:
-            profiles, manifest = load_fresh(self.conn, self.settings.index_path, "profiles", self.model_name)
-            needs, _ = load_fresh(self.conn, self.settings.index_path, "needs", self.model_name)
-            self._indexes = (version, Indexes(profiles, needs), manifest)
-        today = date.today()
-        if self._catalog is None or self._catalog.data_version != version or self._catalog.today != today:
-            self._catalog = load_catalog(self.conn, tuple(self.settings.stages), today)
-        return self._catalog, self._indexes[1], self._indexes[2]
+            self._indexes = (version, *self._fresh_indexes())
+        return self.catalog(), self._indexes[1], self._indexes[2]
+
+    def catalog(self, today: date | None = None) -> Catalog:
+        """Matching's in-memory catalog of the data as of now, for ``today`` (default: the real today).
+
+        Reloaded when the data changed; when only reference requests did (the catalog
+        version, kept by triggers, is unchanged), only the slot counts are re-read.
+        """
+        today = today or date.today()
+        held = self._catalog
+        if held is not None and held.today == today and held.data_version == data_version(self.conn):
+            return held
+        if held is not None and held.today == today and held.catalog_version is not None:
+            if held.catalog_version == catalog_version(self.conn):
+                self._catalog = with_usage(held, self.conn)
+                return self._catalog
+        self._catalog = load_catalog(self.conn, tuple(self.settings.stages), today)
+        return self._catalog
+
+    def _fresh_indexes(self) -> tuple[Indexes, dict]:
+        """The indexes already loaded, while their files are unchanged and still describe the database;
+        else loaded from disk. Most writes (a request approved, a risk score) leave every indexed text
+        alone, and then this costs two stats and a lookup, not a reload of hundreds of megabytes."""
+        path, model = self.settings.index_path, self.model_name
+        held = self._indexes
+        if held is not None and all(files_stamp(path, n) == self._index_files[n][0] for n in INDEX_NAMES):
+            for n in INDEX_NAMES:
+                check_fresh(self.conn, n, model, self._index_files[n][1])
+            return held[1], held[2]
+        loaded, files = {}, {}
+        for n in INDEX_NAMES:
+            stamp = files_stamp(path, n)  # before the read: a save in between makes it differ next time
+            loaded[n], manifest = load_fresh(self.conn, path, n, model)
+            files[n] = (stamp, manifest)
+        self._index_files = files
+        return Indexes(loaded["profiles"], loaded["needs"]), files["profiles"][1]
 
     # -- matching ---------------------------------------------------------
     def _rules(self, purpose: str, reference_type: str | None, product: str | None) -> Rules:
@@ -306,12 +346,12 @@ class Service:
         """The standing advocates' vectors for this catalog and these indexes (built once for the pair), or
         None when they number more than ``advocate_vectors_max``."""
         held = self._advocates
-        if held is not None and held[0] is catalog and held[1] is indexes:
+        if held is not None and held[0] is catalog.base and held[1] is indexes:  # slot counts do not matter
             return held[2]
         store = None
         if vectors_needed(catalog) <= self.settings.advocate_vectors_max:
             store = build_advocate_vectors(catalog, indexes.profiles, indexes.needs)
-        self._advocates = (catalog, indexes, store)  # a racing thread builds its own: no lock needed
+        self._advocates = (catalog.base, indexes, store)  # a racing thread builds its own: no lock needed
         return store
 
     def _match(self, catalog, indexes, manifest, seeker, rules, k) -> MatchResult:

@@ -196,6 +196,7 @@ def cpu_seconds(pid: int) -> float:
 def run_load(port: int, token: str, kind: str, seekers: list[str], clients: int, duration: float, seed: int) -> dict:
     """``clients`` threads, each with one keep-alive connection, for ``duration`` seconds."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
+    in_app: list[list[float]] = [[] for _ in range(clients)]  # the server's own time (Server-Timing)
     errors = [0] * clients
     samples: list[str] = []
     stop = time.perf_counter() + duration
@@ -221,6 +222,9 @@ def run_load(port: int, token: str, kind: str, seekers: list[str], clients: int,
                 response = conn.getresponse()
                 data = response.read()
                 ok = response.status == 200
+                timing = response.getheader("Server-Timing", "")
+                if timing.startswith("app;dur="):
+                    in_app[i].append(float(timing[len("app;dur=") :]))
             except (OSError, http.client.HTTPException) as exc:
                 ok, data = False, str(exc).encode()
                 conn.close()
@@ -249,6 +253,9 @@ def run_load(port: int, token: str, kind: str, seekers: list[str], clients: int,
         "p99_ms": round(pct(lat, 0.99), 2) if lat else None,
         "max_ms": round(max(lat), 2) if lat else None,
     }
+    app = [x for per in in_app for x in per]
+    if app:  # time inside the app; the rest of the latency is queueing, HTTP and the client
+        out["in_app_p50_ms"], out["in_app_p99_ms"] = round(statistics.median(app), 2), round(pct(app, 0.99), 2)
     if samples:
         out["error_samples"] = samples
     return out

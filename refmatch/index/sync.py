@@ -20,7 +20,7 @@ from refmatch.embed.base import Encoder
 from refmatch.embed.cache import embed_texts
 from refmatch.errors import StaleIndex
 from refmatch.index.faiss_index import FaissIndex
-from refmatch.index.files import load_index, save_index
+from refmatch.index.files import index_paths, load_index, save_index
 from refmatch.store.db import data_version
 from refmatch.store.repo import indexed_texts, text_hash
 
@@ -148,6 +148,7 @@ def build_index(
     progress: Callable[[int], None] | None = None,
 ) -> BuildReport:
     """Bring one index up to date, re-embedding only text the cache has not seen."""
+    texts_at = text_version(conn)  # read first: a write during the build leaves the manifest older, not newer
     ids, texts, hashes = _desired(conn, name)
     version = data_version(conn)
     index = manifest = None
@@ -169,14 +170,14 @@ def build_index(
             if to_add:
                 vectors, embedded = embed_texts(conn, encoder, [texts[position[i]] for i in to_add], progress=progress)
                 index.add(np.asarray(to_add, dtype=np.int64), vectors)
-            _save(index, index_dir, name, encoder.name, ids, hashes, version)
+            _save(index, index_dir, name, encoder.name, ids, hashes, version, texts_at)
             return BuildReport(name, len(to_add), removed, embedded, len(index), index.kind, rebuilt=False)
     vectors, embedded = embed_texts(conn, encoder, texts, progress=progress)
     if len(ids):
         index = FaissIndex.build(ids, vectors, hnsw_threshold=hnsw_threshold)
     else:
         index = FaissIndex(_dim(encoder, None), hnsw_threshold=hnsw_threshold)
-    _save(index, index_dir, name, encoder.name, ids, hashes, version)
+    _save(index, index_dir, name, encoder.name, ids, hashes, version, texts_at)
     return BuildReport(name, len(ids), 0, embedded, len(index), index.kind, rebuilt=True)
 
 
@@ -187,16 +188,59 @@ def _dim(encoder: Encoder, index: FaissIndex | None) -> int:
         return index.dim if index is not None else 0
 
 
-def _save(index, index_dir, name, model, ids, hashes, version) -> None:
+def _save(index, index_dir, name, model, ids, hashes, version, texts_at) -> None:
     manifest = {
         "name": name,
         "model": model,
         "data_version": version,
+        "text_version": texts_at,
         "built_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
         "item_ids": ids.tolist(),
         "item_hashes": hashes,
     }
     save_index(index, Path(index_dir), name, manifest)
+
+
+def text_version(conn: sqlite3.Connection) -> int | None:
+    """The version of the indexed texts, kept by triggers (migration 0006); None on an older schema."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'text_version'").fetchone()
+    return None if row is None else int(row[0])
+
+
+def files_stamp(index_dir: Path, name: str) -> tuple:
+    """Identity of an index's files on disk: a save replaces them, and so changes this."""
+    stamp = []
+    for path in index_paths(index_dir, name):
+        try:
+            st = path.stat()
+        except OSError:
+            return ()
+        stamp.append((st.st_ino, st.st_mtime_ns, st.st_size))
+    return tuple(stamp)
+
+
+def check_fresh(conn: sqlite3.Connection, name: str, model: str, manifest: dict) -> None:
+    """Raise StaleIndex unless the index the manifest describes holds what the database says it should.
+
+    Cheap when nothing indexed changed since the build (same data or text version); else
+    every (id, text hash) pair is compared.
+    """
+    if manifest.get("model") != model:
+        raise StaleIndex(
+            f"{name} index was built with model {manifest.get('model')!r} but the model is {model!r}; "
+            "run 'refmatch index build --full'"
+        )
+    if manifest.get("data_version") == data_version(conn):
+        return
+    built_at = manifest.get("text_version")
+    if built_at is not None and built_at == text_version(conn):
+        return
+    ids, _, hashes = _desired(conn, name)
+    missing, deleted, changed = _diff(manifest, ids, hashes)
+    if missing or deleted or changed:
+        status = IndexStatus(name=name, exists=True, model=model, expected_model=model)
+        status.missing, status.deleted, status.changed = missing, deleted, changed
+        raise StaleIndex(status.describe())
 
 
 def load_fresh(conn: sqlite3.Connection, index_dir: Path, name: str, model: str) -> tuple[FaissIndex, dict]:
@@ -205,16 +249,5 @@ def load_fresh(conn: sqlite3.Connection, index_dir: Path, name: str, model: str)
         index, manifest = load_index(index_dir, name)
     except StaleIndex as exc:
         raise StaleIndex(f"{name} index: {exc.message}; run 'refmatch index build'") from None
-    if manifest.get("model") != model:
-        raise StaleIndex(
-            f"{name} index was built with model {manifest.get('model')!r} but the model is {model!r}; "
-            "run 'refmatch index build --full'"
-        )
-    if manifest.get("data_version") != data_version(conn):
-        ids, _, hashes = _desired(conn, name)
-        missing, deleted, changed = _diff(manifest, ids, hashes)
-        if missing or deleted or changed:
-            status = IndexStatus(name=name, exists=True, model=model, expected_model=model)
-            status.missing, status.deleted, status.changed = missing, deleted, changed
-            raise StaleIndex(status.describe())
+    check_fresh(conn, name, model, manifest)
     return index, manifest

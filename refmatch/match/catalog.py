@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -69,6 +69,8 @@ class Catalog:
     open_need_order: np.ndarray  # the same for open and in-progress needs
     open_need_start: np.ndarray
     risk: RiskView = field(default_factory=RiskView)  # at-risk rows, troubles now and overcome
+    catalog_version: int | None = None  # meta's catalog_version when loaded (None: an older schema)
+    base: object = field(default_factory=object)  # identity of the full load, kept by with_usage
 
     def row(self, account_id: int) -> int:
         pos = int(np.searchsorted(self.ids, account_id))
@@ -146,8 +148,53 @@ class Catalog:
         return index.get(external_id, [])
 
 
+def catalog_version(conn: sqlite3.Connection) -> int | None:
+    """meta's catalog_version, which triggers bump on any change the catalog reads but request use."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'catalog_version'").fetchone()
+    return None if row is None else int(row[0])
+
+
+def _usage(conn: sqlite3.Connection, ids: np.ndarray, today: date) -> tuple[np.ndarray, np.ndarray]:
+    """Slots each account's advocate has used this quarter and in the last 90 days."""
+    used_q = np.zeros(len(ids), dtype=np.int64)
+    used_90 = np.zeros(len(ids), dtype=np.int64)
+    q0, d90 = quarter_start(today).isoformat(), (today - timedelta(days=90)).isoformat()
+    marks = ",".join("?" * len(USING_CAPACITY))
+    for account_id, used_at in conn.execute(
+        f"SELECT advocate_account_id, COALESCE(approved_at, created_at) FROM reference_requests "
+        f"WHERE status IN ({marks})",
+        USING_CAPACITY,
+    ):
+        row = int(np.searchsorted(ids, account_id))
+        day = used_at[:10]
+        if q0 <= day <= today.isoformat():
+            used_q[row] += 1
+        if d90 <= day <= today.isoformat():
+            used_90[row] += 1
+    return used_q, used_90
+
+
+# derived caches (Catalog.__dict__) that read the slot counts: dropped by with_usage, all others kept
+_USAGE_CACHES = ("_available",)
+
+
+def with_usage(catalog: Catalog, conn: sqlite3.Connection) -> Catalog:
+    """The catalog with fresh slot counts: all that changes when requests are created or move on.
+
+    Reading reference_requests is milliseconds where a full load is seconds at 100k accounts.
+    """
+    version = data_version(conn)  # before the read: a write in between makes the next check reload
+    used_q, used_90 = _usage(conn, catalog.ids, catalog.today)
+    fresh = replace(catalog, data_version=version, used_quarter=used_q, used_90d=used_90)
+    for key, value in catalog.__dict__.items():
+        if key.startswith("_") and key not in _USAGE_CACHES:
+            fresh.__dict__.setdefault(key, value)
+    return fresh
+
+
 def load_catalog(conn: sqlite3.Connection, stages: tuple[str, ...], today: date | None = None) -> Catalog:
     today = today or date.today()
+    version, base_version = data_version(conn), catalog_version(conn)  # before the reads, as with_usage
     rank = {s: i for i, s in enumerate(stages)}
     live_rank = stages.index("onboarding") + 1 if "onboarding" in stages else 1
     rows = conn.execute(
@@ -191,21 +238,7 @@ def load_catalog(conn: sqlite3.Connection, stages: tuple[str, ...], today: date 
         capacity[row] = -1 if cap is None else cap  # -1: the default capacity applies
         blackout[row] = _ordinal(until)
 
-    used_q = np.zeros(n, dtype=np.int64)
-    used_90 = np.zeros(n, dtype=np.int64)
-    q0, d90 = quarter_start(today).isoformat(), (today - timedelta(days=90)).isoformat()
-    marks = ",".join("?" * len(USING_CAPACITY))
-    for account_id, used_at in conn.execute(
-        f"SELECT advocate_account_id, COALESCE(approved_at, created_at) FROM reference_requests "
-        f"WHERE status IN ({marks})",
-        USING_CAPACITY,
-    ):
-        row = int(np.searchsorted(ids, account_id))
-        day = used_at[:10]
-        if q0 <= day <= today.isoformat():
-            used_q[row] += 1
-        if d90 <= day <= today.isoformat():
-            used_90[row] += 1
+    used_q, used_90 = _usage(conn, ids, today)
 
     needs = conn.execute("SELECT id, account_id, status, text, product, met_on FROM needs ORDER BY id").fetchall()
     status_code = {"open": 0, "in_progress": 1, "met": 2}
@@ -220,7 +253,7 @@ def load_catalog(conn: sqlite3.Connection, stages: tuple[str, ...], today: date 
     open_start = np.searchsorted(need_rows[open_order], np.arange(n + 1))
 
     return Catalog(
-        data_version=data_version(conn),
+        data_version=version,
         today=today,
         stages=stages,
         live_rank=live_rank,
@@ -256,4 +289,5 @@ def load_catalog(conn: sqlite3.Connection, stages: tuple[str, ...], today: date 
         open_need_order=open_order,
         open_need_start=open_start,
         risk=load_risk_view(conn, ids),
+        catalog_version=base_version,
     )

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, g, jsonify
 
 from refmatch.config import Settings, load_settings
 from refmatch.web import api, auth, errors, ui
@@ -94,8 +95,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         ready = all(c["ok"] for c in checks.values())
         return jsonify({"status": "ready" if ready else "not_ready", "checks": checks}), 200 if ready else 503
 
+    @app.before_request
+    def started() -> None:
+        g.started = time.perf_counter()
+
     @app.after_request
     def headers(response: Response) -> Response:
+        if "started" in g:  # time spent in the app, for browser dev tools and scripts/bench_api.py
+            response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - g.started) * 1000:.2f}"
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         if auth.current_user() is not None:

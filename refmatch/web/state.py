@@ -67,6 +67,10 @@ class SharedService(Service):
         with self._load_lock:
             return super()._loaded()
 
+    def catalog(self, today=None):  # noqa: ANN001, ANN201 - the base class's signature
+        with self._load_lock:
+            return super().catalog(today)
+
     def build_indexes(self, **kwargs: Any):  # noqa: ANN201 - the base class's list
         with self._load_lock:
             return super().build_indexes(**kwargs)
