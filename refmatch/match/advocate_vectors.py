@@ -86,7 +86,10 @@ def fp16_available() -> bool:
 def _fp16(matrix: np.ndarray) -> tuple[Products, int]:
     import torch
 
-    packed = torch.ops.quantized.linear_prepack_fp16(torch.from_numpy(np.array(matrix, dtype=np.float32)), None)
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    if not matrix.flags.writeable:  # torch.from_numpy wants a writable array (it is only read)
+        matrix = matrix.copy()
+    packed = torch.ops.quantized.linear_prepack_fp16(torch.from_numpy(matrix), None)
     linear = torch.ops.quantized.linear_dynamic_fp16
 
     def products(queries: np.ndarray) -> np.ndarray:
@@ -123,6 +126,7 @@ def build_advocate_vectors(
     for start, stop in zip([0, *cuts.tolist()], [*cuts.tolist(), len(rows)], strict=True):
         if start == stop:
             continue
+        # one stage's float32 copy at a time: packing it is the only transient memory
         profile_products, size = pack(profiles.reconstruct(catalog.ids[rows[start:stop]]))
         nbytes += size
         n0, n1 = int(need_start[start]), int(need_start[stop])

@@ -62,8 +62,6 @@ class Catalog:
     need_account_row: np.ndarray
     need_status: np.ndarray  # 0 open, 1 in_progress, 2 met
     need_text: dict[int, str]
-    need_product: dict[int, str | None]
-    need_met_on: dict[int, str | None]
     met_need_order: np.ndarray  # indices into need arrays of met needs, grouped by account row
     met_need_start: np.ndarray  # CSR offsets per account row into met_need_order
     open_need_order: np.ndarray  # the same for open and in-progress needs
@@ -240,7 +238,7 @@ def load_catalog(conn: sqlite3.Connection, stages: tuple[str, ...], today: date 
 
     used_q, used_90 = _usage(conn, ids, today)
 
-    needs = conn.execute("SELECT id, account_id, status, text, product, met_on FROM needs ORDER BY id").fetchall()
+    needs = conn.execute("SELECT id, account_id, status, text FROM needs ORDER BY id").fetchall()
     status_code = {"open": 0, "in_progress": 1, "met": 2}
     need_ids = np.fromiter((r[0] for r in needs), dtype=np.int64, count=len(needs))
     need_rows = np.searchsorted(ids, np.fromiter((r[1] for r in needs), dtype=np.int64, count=len(needs)))
@@ -282,8 +280,6 @@ def load_catalog(conn: sqlite3.Connection, stages: tuple[str, ...], today: date 
         need_account_row=need_rows,
         need_status=need_status,
         need_text={r[0]: r[3] for r in needs},
-        need_product={r[0]: r[4] for r in needs},
-        need_met_on={r[0]: r[5] for r in needs},
         met_need_order=met_order,
         met_need_start=met_start,
         open_need_order=open_order,
