@@ -243,7 +243,7 @@ class Service:
         loaded, files = {}, {}
         for n in INDEX_NAMES:
             stamp = files_stamp(path, n)  # before the read: a save in between makes it differ next time
-            loaded[n], manifest = load_fresh(self.conn, path, n, model)
+            loaded[n], manifest = load_fresh(self.conn, path, n, model, mmap=True)  # shared by every worker
             files[n] = (stamp, manifest)
         self._index_files = files
         return Indexes(loaded["profiles"], loaded["needs"]), files["profiles"][1]

@@ -14,8 +14,10 @@ hold, embedding ad-hoc queries with the real model), waits for /readyz, then run
 - ``POST /api/v1/match`` with a prospect description and two needs (embedded per request).
 
 Prints one JSON line per endpoint: requests, errors, throughput, p50/p90/p99/max latency,
-and the server's peak RSS. Client and server share the machine's cores, so read the
-figures as a floor. Target: no errors; stored-seeker p99 <= 50 ms at 8 clients.
+the time spent inside the app (its Server-Timing header), and the server's peak RSS and
+current PSS (the workers' shared pages counted once). Client and server share the
+machine's cores, so read the figures as a floor. Target: no errors; stored-seeker p99
+<= 50 ms at 8 clients.
 """
 
 from __future__ import annotations
@@ -181,6 +183,20 @@ def peak_rss_mb(pid: int) -> float | None:
     return round(total / 1024, 1) if total else None
 
 
+def pss_mb(pid: int) -> float | None:
+    """Proportional resident memory of the server and its workers added up: pages shared
+    between workers (memory-mapped index vectors, the page cache) count once, split among them."""
+    total = 0
+    for p in family(pid):
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total / 1024, 1) if total else None
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time the server and its workers have used so far."""
     total = 0.0
@@ -314,7 +330,7 @@ def main() -> None:
                 endpoint = ENDPOINTS[kind]
                 line = {"phase": "load", "endpoint": endpoint, "accounts": size, "clients": args.clients}
                 line.update(server_threads=args.threads, server_workers=args.workers, duration_s=args.duration)
-                line.update(result, server_peak_rss_mb=peak_rss_mb(proc.pid))
+                line.update(result, server_peak_rss_mb=peak_rss_mb(proc.pid), server_pss_mb=pss_mb(proc.pid))
                 print(json.dumps(line), flush=True)
         finally:
             proc.terminate()

@@ -303,6 +303,28 @@ def test_save_load_roundtrip(tmp_path, small, threshold):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["advocates.faiss", "advocates.manifest.json"]
 
 
+@pytest.mark.parametrize("threshold", [10**6, 100])
+def test_memory_mapped_load_reads_the_same_and_refuses_changes(tmp_path, small, threshold):
+    ids, data, queries = small
+    index = FaissIndex.build(ids, data, hnsw_threshold=threshold)
+    save_index(index, tmp_path, "advocates", {})
+    mapped, _ = load_index(tmp_path, "advocates", mmap=True)
+    assert mapped.read_only and not load_index(tmp_path, "advocates")[0].read_only
+    np.testing.assert_array_equal(mapped.reconstruct(ids[:20]), index.reconstruct(ids[:20]))
+    for allowed in (None, ids[:50]):
+        np.testing.assert_array_equal(mapped.search(queries, 10, allowed)[1], index.search(queries, 10, allowed)[1])
+    with pytest.raises(InvalidInput, match="read-only"):
+        mapped.add(np.array([10**6]), data[:1])
+    with pytest.raises(InvalidInput, match="read-only"):
+        mapped.remove(ids[:1])
+
+    # a save replaces the file; the mapping keeps reading the vectors it was made from
+    before = mapped.reconstruct(ids[:5])
+    save_index(FaissIndex.build(ids, data[::-1].copy(), hnsw_threshold=threshold), tmp_path, "advocates", {})
+    np.testing.assert_array_equal(mapped.reconstruct(ids[:5]), before)
+    assert not np.array_equal(load_index(tmp_path, "advocates", mmap=True)[0].reconstruct(ids[:5]), before)
+
+
 def test_load_refuses_missing_and_mismatched(tmp_path, small):
     ids, data, _ = small
     with pytest.raises(StaleIndex, match="missing"):

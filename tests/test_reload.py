@@ -63,6 +63,7 @@ def test_a_request_refreshes_slot_counts_and_keeps_indexes_catalog_and_vectors(w
     assert names(world.match_account("P1", k=10)) == ["A2", "A3"]  # A1 is full, seen at once
     catalog2, indexes2, _ = world._loaded()
     assert indexes2 is indexes  # the index files were not read again
+    assert indexes.profiles.read_only and indexes.needs.read_only  # memory-mapped, shared by the workers
     assert catalog2 is not catalog and catalog2.base is catalog.base  # slot counts re-read, the rest kept
     assert world.advocate_vectors(catalog2, indexes2) is store
     assert int(catalog2.used_quarter[catalog2.row_by_external("A1")]) == 3

@@ -105,6 +105,7 @@ class FaissIndex:
         self._kind: IndexKind = kind
         self._cache: IdPositions | None = None
         self._view: np.ndarray | None = None  # zero-copy matrix, rebuilt after a mutation
+        self.read_only = False  # True when the vectors are memory-mapped from a file (load_index(mmap=True))
 
     # ------------------------------------------------------------------ construction
 
@@ -225,6 +226,7 @@ class FaissIndex:
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors under their ids; the index keeps its kind."""
+        self._check_writable()
         ids_arr, vec = check_add_input(ids, vectors, self.dim, self._map())
         if ids_arr.size == 0:
             return
@@ -238,6 +240,7 @@ class FaissIndex:
         the remaining stored vectors: O(n) memory and a full HNSW build time
         (~40 s per 100k vectors on 2 cores). Batch removals.
         """
+        self._check_writable()
         id_map = self._map()
         by_pos = id_map.by_pos
         pos = id_map.allowed_positions(as_id_array(ids))
@@ -255,6 +258,10 @@ class FaissIndex:
             removed = int(pos.size)
         self._cache = self._view = None
         return removed
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise InvalidInput("this index is memory-mapped read-only: load it with mmap=False to change it")
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
         """Stored vectors for ``ids`` (a copy), in the order asked."""

@@ -120,11 +120,16 @@ def _temp_path(directory: Path, final_name: str, temps: list[Path]) -> Path:
     return Path(tmp)
 
 
-def load_index(directory: Path, name: str) -> tuple[FaissIndex, dict[str, Any]]:
+def load_index(directory: Path, name: str, *, mmap: bool = False) -> tuple[FaissIndex, dict[str, Any]]:
     """Load an index and its manifest, or raise ``StaleIndex`` saying why.
 
     Refuses a missing or unreadable pair, and one whose checksum, count, dim or
     kind disagree (a torn save, or a file replaced behind our back).
+
+    ``mmap``: map the stored vectors from the file instead of reading them into memory
+    (FAISS's ``IO_FLAG_MMAP_IFC``), read-only. Pages load as rows are read and are
+    shared through the page cache by every process serving the same file; a save
+    replaces the file (new inode), so a mapping never sees a half-written one.
     """
     index_path, manifest_path = index_paths(directory, name)
     where = f"index {name!r} in {index_path.parent}"
@@ -147,9 +152,10 @@ def load_index(directory: Path, name: str) -> tuple[FaissIndex, dict[str, Any]]:
             "an interrupted save?); rebuild the index"
         )
     try:
-        raw = faiss.read_index(str(index_path))
+        raw = faiss.read_index(str(index_path), faiss.IO_FLAG_MMAP_IFC if mmap else 0)
         params = manifest.get("index_params") or {}
         index = FaissIndex.from_faiss(raw, **params)
+        index.read_only = mmap
     except (RuntimeError, InvalidInput, TypeError) as exc:
         raise StaleIndex(f"{where}: cannot read index file ({exc}); rebuild the index") from exc
     facts = {"kind": index.kind, "dim": index.dim, "count": len(index)}

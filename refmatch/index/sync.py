@@ -243,10 +243,15 @@ def check_fresh(conn: sqlite3.Connection, name: str, model: str, manifest: dict)
         raise StaleIndex(status.describe())
 
 
-def load_fresh(conn: sqlite3.Connection, index_dir: Path, name: str, model: str) -> tuple[FaissIndex, dict]:
-    """Load an index and refuse it when it does not describe the database (StaleIndex)."""
+def load_fresh(
+    conn: sqlite3.Connection, index_dir: Path, name: str, model: str, *, mmap: bool = False
+) -> tuple[FaissIndex, dict]:
+    """Load an index and refuse it when it does not describe the database (StaleIndex).
+
+    ``mmap``: read-only, vectors mapped from the file (see ``load_index``): for serving.
+    """
     try:
-        index, manifest = load_index(index_dir, name)
+        index, manifest = load_index(index_dir, name, mmap=mmap)
     except StaleIndex as exc:
         raise StaleIndex(f"{name} index: {exc.message}; run 'refmatch index build'") from None
     check_fresh(conn, name, model, manifest)
