@@ -349,8 +349,9 @@ class Service:
         if held is not None and held[0] is catalog.base and held[1] is indexes:  # slot counts do not matter
             return held[2]
         store = None
-        if vectors_needed(catalog) <= self.settings.advocate_vectors_max:
-            store = build_advocate_vectors(catalog, indexes.profiles, indexes.needs)
+        min_health = self.settings.min_health
+        if vectors_needed(catalog, min_health) <= self.settings.advocate_vectors_max:
+            store = build_advocate_vectors(catalog, indexes.profiles, indexes.needs, min_health=min_health)
         self._advocates = (catalog.base, indexes, store)  # a racing thread builds its own: no lock needed
         return store
 

@@ -158,3 +158,23 @@ def test_service_builds_once_per_catalog_and_falls_back_above_the_limit(crowd, t
     assert crowd.advocate_vectors(catalog2, indexes2) is None
     # 60 candidates per search cover this crowd: the searches find what the packed vectors found
     assert [_ranked(crowd.match_account(f"S{i}", k=3).matches) for i in range(8)] == packed
+
+
+def test_unhealthy_advocates_are_left_out_and_laxer_rules_do_not_use_the_vectors(crowd):
+    from dataclasses import replace
+
+    catalog, indexes, _ = crowd._loaded()
+    store = build_advocate_vectors(catalog, indexes.profiles, indexes.needs, kernel="float32", min_health=60)
+    unhealthy = set(np.flatnonzero(catalog.health < 60).tolist())
+    assert len(store.rows) and not set(store.rows.tolist()) & unhealthy
+
+    everyone = crowd.settings.replace(candidates=1000, diversity=0.0)
+    lax = replace(crowd._rules("reference", None, None), min_health=20)  # the 30s are eligible now
+    shown_unhealthy = 0
+    for i in range(8):
+        seeker = _seeker(crowd, f"S{i}")
+        brute, _ = find_matches(catalog, indexes, seeker, lax, everyone, 3)
+        packed, _ = find_matches(catalog, indexes, seeker, lax, everyone, 3, store)
+        assert _ranked(packed) == _ranked(brute)
+        shown_unhealthy += sum(catalog.row_by_external(m.external_id) in unhealthy for m in packed)
+    assert shown_unhealthy > 0

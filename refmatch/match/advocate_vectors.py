@@ -2,7 +2,8 @@
 
 The FAISS indexes hold every account and every need (400k vectors at 100k accounts),
 but matching only ever reads the profiles and met needs of standing advocates
-(consenting, live, not at risk): about a tenth of them. Read in place from the
+(consenting, live, not at risk, not in a blackout, not known to be unhealthy): a few
+percent of them. Read in place from the
 indexes those rows are scattered over hundreds of megabytes, and gathering them was
 most of a match. Here they are copied once per catalog into contiguous blocks, one
 per journey stage, latest stage first (the advocates further along than a seeker are
@@ -57,6 +58,7 @@ class AdvocateVectors:
     blocks: tuple[_Block, ...]
     kernel: str  # "fp16" or "float32"
     nbytes: int  # memory the packed vectors take
+    min_health: float | None  # advocates known to be below it are left out: rules must ask at least this
 
     @property
     def size(self) -> int:
@@ -64,9 +66,9 @@ class AdvocateVectors:
         return len(self.rows) + len(self.need_ids)
 
 
-def vectors_needed(catalog: Catalog) -> int:
+def vectors_needed(catalog: Catalog, min_health: float | None = None) -> int:
     """How many vectors ``build_advocate_vectors`` would copy for this catalog."""
-    rows = np.flatnonzero(standing_mask(catalog))
+    rows = np.flatnonzero(standing_mask(catalog, min_health))
     return int(len(rows) + (catalog.met_need_start[rows + 1] - catalog.met_need_start[rows]).sum())
 
 
@@ -109,13 +111,21 @@ def _float32(matrix: np.ndarray) -> tuple[Products, int]:
 
 
 def build_advocate_vectors(
-    catalog: Catalog, profiles: VectorIndex, needs: VectorIndex, kernel: Kernel = "auto"
+    catalog: Catalog,
+    profiles: VectorIndex,
+    needs: VectorIndex,
+    kernel: Kernel = "auto",
+    min_health: float | None = None,
 ) -> AdvocateVectors:
-    """Copy the standing advocates' profile and met-need vectors out of the indexes, one block per stage."""
+    """Copy the standing advocates' profile and met-need vectors out of the indexes, one block per stage.
+
+    With ``min_health`` (the service's setting), advocates known to be below it are left
+    out: matching then uses these vectors only for rules at least as strict.
+    """
     if kernel == "auto":
         kernel = "fp16" if fp16_available() else "float32"
     pack = _fp16 if kernel == "fp16" else _float32
-    rows = np.flatnonzero(standing_mask(catalog))
+    rows = np.flatnonzero(standing_mask(catalog, min_health))
     rows = rows[np.argsort(-catalog.stage_rank[rows], kind="stable")]
     need_ids, counts = catalog.met_needs_of_rows(rows)
     need_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -135,7 +145,7 @@ def build_advocate_vectors(
             need_products, size = pack(needs.reconstruct(need_ids[n0:n1]))
             nbytes += size
         blocks.append(_Block(start, stop, n0, n1, profile_products, need_products))
-    return AdvocateVectors(rows, need_start, need_ids, tuple(blocks), kernel, nbytes)
+    return AdvocateVectors(rows, need_start, need_ids, tuple(blocks), kernel, nbytes, min_health)
 
 
 @dataclass
@@ -170,9 +180,11 @@ def approximate(store: AdvocateVectors, mask: np.ndarray, profile: np.ndarray, q
         if n_q and block.needs is not None:
             sims[:, block.need_start : block.need_stop] = block.needs(need_q)
 
-    starts, stops = store.need_start[local], store.need_start[local + 1]
-    has = stops > starts
-    if n_q and has.any():
-        bounds = np.stack([starts[has], stops[has]], axis=1).ravel()
-        need_best[has] = np.maximum.reduceat(sims, bounds, axis=1)[:, ::2].T
+    if n_q and n_end:
+        # the best per advocate of the prefix, one reduceat over its contiguous runs (an advocate with no
+        # met need gets its neighbour's first value, or the spare column's -inf: masked out below)
+        sims[:, n_end] = -np.inf
+        best = np.maximum.reduceat(sims, store.need_start[:end], axis=1)[:, local].T
+        has = (store.need_start[local + 1] > store.need_start[local])[:, None]
+        need_best = np.where(has, best, np.float32(0.0))
     return Approximate(store.rows[local], profile_sims[local], need_best)

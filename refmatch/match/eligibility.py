@@ -31,18 +31,24 @@ def capacity_of(catalog: Catalog, default_capacity: int) -> np.ndarray:
     return cache[default_capacity]
 
 
-def standing_mask(catalog: Catalog) -> np.ndarray:
-    """Advocates who could be put in front of anyone: consenting, live, not at risk (cached per catalog).
+def standing_mask(catalog: Catalog, min_health: float | None = None) -> np.ndarray:
+    """Advocates who could be put in front of anyone: consenting, live, not at risk, outside any
+    blackout and, given ``min_health``, not known to be below it (cached per catalog, a day's data).
 
-    Every eligible advocate is standing, whatever the seeker and the purpose.
+    Every eligible advocate is standing, whatever the seeker and the purpose (for rules
+    whose ``min_health`` is at least the one given).
     """
-    mask = catalog.__dict__.get("_standing")
-    if mask is None:
+    cache = catalog.__dict__.setdefault("_standing", {})
+    if min_health not in cache:
         mask = catalog.is_advocate & catalog.consent & (catalog.stage_rank >= catalog.live_rank)
         # never put an at-risk (or lost) account in front of a prospect or a peer
         mask[catalog.risk.at_risk_rows] = False
-        catalog.__dict__["_standing"] = mask
-    return mask
+        mask &= catalog.blackout_until <= catalog.today.toordinal()
+        if min_health is not None:
+            # unknown health is not evidence of ill health; a known low score is
+            mask &= ~(catalog.health < min_health)
+        cache[min_health] = mask
+    return cache[min_health]
 
 
 def _available(catalog: Catalog, rules: Rules) -> np.ndarray:
@@ -52,11 +58,8 @@ def _available(catalog: Catalog, rules: Rules) -> np.ndarray:
     key = (ref_type, rules.default_capacity, rules.min_health)
     cache = catalog.__dict__.setdefault("_available", {})
     if key not in cache:
-        mask = standing_mask(catalog) & catalog.offers(ref_type)
+        mask = standing_mask(catalog, rules.min_health) & catalog.offers(ref_type)
         mask &= catalog.used_quarter < capacity_of(catalog, rules.default_capacity)
-        mask &= catalog.blackout_until <= catalog.today.toordinal()
-        # unknown health is not evidence of ill health; a known low score is
-        mask &= ~(catalog.health < rules.min_health)
         cache[key] = mask
     return cache[key]
 
