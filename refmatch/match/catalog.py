@@ -201,7 +201,15 @@ def load_catalog(conn: sqlite3.Connection, stages: tuple[str, ...], today: date 
     ).fetchall()
     n = len(rows)
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
-    products = [frozenset(p.casefold() for p in json.loads(r[9])) for r in rows]
+    product_sets: dict[str, frozenset[str]] = {}  # few distinct lists: parse each once
+
+    def product_set(text: str) -> frozenset[str]:
+        found = product_sets.get(text)
+        if found is None:
+            found = product_sets[text] = frozenset(p.casefold() for p in json.loads(text))
+        return found
+
+    products = [product_set(r[9]) for r in rows]
     vocab: dict[str, int] = {}
     for ps in products:
         for p in sorted(ps):
@@ -213,26 +221,34 @@ def load_catalog(conn: sqlite3.Connection, stages: tuple[str, ...], today: date 
     stage_rank = np.fromiter((rank.get(r[7], -1) for r in rows), dtype=np.int64, count=n)
 
     live_since: list[str | None] = [None] * n
-    for account_id, stage, entered in conn.execute(
-        "SELECT account_id, stage, entered_on FROM stage_history ORDER BY entered_on"
-    ):
-        if rank.get(stage, -1) >= live_rank:
-            row = int(np.searchsorted(ids, account_id))
-            if live_since[row] is None:
-                live_since[row] = entered
+    live = [
+        (account_id, entered)
+        for account_id, stage, entered in conn.execute(
+            "SELECT account_id, stage, entered_on FROM stage_history ORDER BY entered_on"
+        )
+        if rank.get(stage, -1) >= live_rank
+    ]
+    if live:  # the first live stage entered, per account
+        live_rows = np.searchsorted(ids, np.fromiter((a for a, _ in live), dtype=np.int64, count=len(live)))
+        for row, first in zip(*np.unique(live_rows, return_index=True)):
+            live_since[int(row)] = live[int(first)][1]
 
     is_adv = np.zeros(n, dtype=bool)
     consent = np.zeros(n, dtype=bool)
     ref_types: list[frozenset[str]] = [frozenset()] * n
     capacity = np.zeros(n, dtype=np.int64)
     blackout = np.zeros(n, dtype=np.int64)
-    for account_id, c, types, cap, until in conn.execute(
+    advocates = conn.execute(
         "SELECT account_id, consent, reference_types, capacity_per_quarter, blackout_until FROM advocates"
-    ):
-        row = int(np.searchsorted(ids, account_id))
+    ).fetchall()
+    type_sets: dict[str, frozenset[str]] = {}
+    adv_rows = np.searchsorted(ids, np.fromiter((a[0] for a in advocates), dtype=np.int64, count=len(advocates)))
+    for row, (_, c, types, cap, until) in zip(adv_rows.tolist(), advocates):
         is_adv[row] = True
         consent[row] = bool(c)
-        ref_types[row] = frozenset(json.loads(types))
+        if types not in type_sets:
+            type_sets[types] = frozenset(json.loads(types))
+        ref_types[row] = type_sets[types]
         capacity[row] = -1 if cap is None else cap  # -1: the default capacity applies
         blackout[row] = _ordinal(until)
 
