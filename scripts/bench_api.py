@@ -170,31 +170,28 @@ def family(pid: int) -> list[int]:
     return [pid, *map(int, children)]
 
 
-def peak_rss_mb(pid: int) -> float | None:
-    """Peak resident memory of the server, its workers added up."""
+def _family_kb(pid: int, name: str, field: str) -> float | None:
+    """A kB figure (``field:`` in /proc/<p>/<name>) of the server and its workers, added up, in MB."""
     total = 0
     for p in family(pid):
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
+            for line in Path(f"/proc/{p}/{name}").read_text().splitlines():
+                if line.startswith(field + ":"):
                     total += int(line.split()[1])
         except OSError:
             continue
     return round(total / 1024, 1) if total else None
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """Peak resident memory of the server, its workers added up."""
+    return _family_kb(pid, "status", "VmHWM")
 
 
 def pss_mb(pid: int) -> float | None:
     """Proportional resident memory of the server and its workers added up: pages shared
     between workers (memory-mapped index vectors, the page cache) count once, split among them."""
-    total = 0
-    for p in family(pid):
-        try:
-            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return round(total / 1024, 1) if total else None
+    return _family_kb(pid, "smaps_rollup", "Pss")
 
 
 def cpu_seconds(pid: int) -> float:
