@@ -12,7 +12,9 @@ then a prefix of blocks), and packed for the fastest product available:
 * ``fp16``: PyTorch's FBGEMM half-precision linear kernel (on x86 builds of torch):
   half the bytes of float32 and every query vector in one pass over the block;
   similarities within about 1e-4 of float32;
-* ``float32``: NumPy matrix-vector products, where FBGEMM is not available.
+* ``float32``: NumPy matrix-vector products, where FBGEMM is not available, and in a
+  process that has not loaded torch (a one-shot CLI match: importing it would cost
+  seconds to save milliseconds).
 
 ``approximate`` gives every eligible advocate its profile similarity and its best
 met-need similarity per open need. Matching scores all of them, keeps the best few
@@ -23,6 +25,7 @@ copy is not made and matching falls back to candidate searches in the indexes.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -123,7 +126,9 @@ def build_advocate_vectors(
     out: matching then uses these vectors only for rules at least as strict.
     """
     if kernel == "auto":
-        kernel = "fp16" if fp16_available() else "float32"
+        # fp16 once torch is loaded (a server, which loads the model first); a one-shot command
+        # would spend more importing torch (seconds) than fp16 saves it
+        kernel = "fp16" if "torch" in sys.modules and fp16_available() else "float32"
     pack = _fp16 if kernel == "fp16" else _float32
     rows = np.flatnonzero(standing_mask(catalog, min_health))
     rows = rows[np.argsort(-catalog.stage_rank[rows], kind="stable")]

@@ -83,13 +83,13 @@ class SharedService(Service):
     # -- readiness --------------------------------------------------------
     def warm(self) -> None:
         """Load the indexes, the catalog and the model now, so the first request does not pay."""
+        self.encoder.encode(["warm up"])  # first: with torch loaded, the advocate vectors are packed as fp16
+        self.model_warm = True
         try:
             catalog, indexes, _ = self._loaded()
             self.advocate_vectors(catalog, indexes)
         except RefmatchError:
             pass  # /readyz says why
-        self.encoder.encode(["warm up"])
-        self.model_warm = True
 
     def model_loaded(self) -> bool:
         """True once the model can embed without a load (never triggers one)."""
