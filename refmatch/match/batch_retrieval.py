@@ -32,7 +32,7 @@ from refmatch.match.catalog import Catalog
 from refmatch.match.eligibility import Rules, capacity_of, eligible_mask
 from refmatch.match.engine import Indexes
 from refmatch.match.retention import add_shared_troubles, trouble_candidates
-from refmatch.match.scoring import Candidates, need_credit, score_candidates
+from refmatch.match.scoring import Candidates, met_need_coverage, need_credit, score_candidates
 from refmatch.models import Seeker
 
 __all__ = ["RetrievalContext", "Scored", "group_key", "retrieve_group", "take"]
@@ -371,7 +371,7 @@ def _score(
         if need.exact and not (need_credit(scores[full, -1], settings) > 0).any():  # type: ignore[union-attr]
             _coverage_from_hits(rows, need.rows[needs_at], ids, scores, need_best, need_best_id)  # type: ignore
         else:
-            _coverage_exact(ctx, seeker, rows, need_best, need_best_id)
+            need_best, need_best_id = _coverage_exact(ctx, seeker, rows)
     cands = score_candidates(catalog, seeker, rows, profile_sims, need_best, need_best_id, ctx.capacity[rows], settings)
     if rules.purpose == "retention":
         add_shared_troubles(catalog, seeker, cands, settings)
@@ -392,24 +392,9 @@ def _coverage_from_hits(rows, hit_rows, ids, scores, need_best, need_best_id) ->
     need_best_id[at[need, hit], need] = ids[need, hit]
 
 
-def _coverage_exact(ctx: RetrievalContext, seeker: Seeker, rows, need_best, need_best_id) -> None:
+def _coverage_exact(ctx: RetrievalContext, seeker: Seeker, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every met need of every candidate against every open need (find_matches's computation)."""
-    catalog = ctx.catalog
-    starts = catalog.met_need_start[rows]
-    counts = catalog.met_need_start[rows + 1] - starts
-    total = int(counts.sum())
-    if total == 0:
-        return
-    block = np.cumsum(counts) - counts
-    met = catalog.need_ids[catalog.met_need_order[np.repeat(starts - block, counts) + np.arange(total)]]
-    sims = seeker.need_vectors @ ctx.need_rows(met).T  # (open needs, met needs)
-    has = counts > 0
-    firsts = block[has]
-    best = np.maximum.reduceat(sims, firsts, axis=1)
-    owner = np.repeat(np.arange(int(has.sum())), counts[has])
-    position = np.where(sims == best[:, owner], np.arange(total), total)
-    need_best[has] = best.T
-    need_best_id[has] = met[np.minimum.reduceat(position, firsts, axis=1)].T  # the first best, as find_matches
+    return met_need_coverage(ctx.catalog, rows, seeker.need_vectors, ctx.need_rows)
 
 
 def _empty() -> Candidates:

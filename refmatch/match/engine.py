@@ -22,7 +22,7 @@ from refmatch.match.catalog import Catalog
 from refmatch.match.diversity import diversify
 from refmatch.match.eligibility import Rules, capacity_of, eligible_mask
 from refmatch.match.retention import add_shared_troubles, explain_troubles, trouble_candidates
-from refmatch.match.scoring import explain, score_candidates, take
+from refmatch.match.scoring import explain, met_need_coverage, score_candidates, take
 from refmatch.models import Match, Seeker
 
 
@@ -87,22 +87,8 @@ def _exact(catalog: Catalog, indexes: Indexes, seeker: Seeker, candidates: np.nd
     rows = catalog.rows(candidates)
     profile_vectors = indexes.profiles.reconstruct(candidates)
     profile_sims = profile_vectors @ seeker.profile_vector
-    n_needs = len(seeker.need_texts)
-    need_best = np.zeros((len(rows), n_needs), dtype=np.float32)
-    need_best_id = np.full((len(rows), n_needs), -1, dtype=np.int64)
-    if seeker.need_vectors is not None and len(seeker.need_vectors) > 0:
-        all_met, counts = catalog.met_needs_of_rows(rows)
-        has = counts > 0
-        if has.any():
-            sims = seeker.need_vectors @ indexes.needs.reconstruct(all_met).T  # (needs, all met)
-            starts = (np.cumsum(counts) - counts)[has]
-            # per candidate and open need: the best of its met needs (reduceat over column blocks) ...
-            best = np.maximum.reduceat(sims, starts, axis=1)
-            need_best[has] = best.T
-            # ... and the first met need that reaches it
-            owner = np.repeat(np.arange(len(starts)), counts[has])
-            position = np.where(sims == best[:, owner], np.arange(len(all_met)), len(all_met))
-            need_best_id[has] = all_met[np.minimum.reduceat(position, starts, axis=1)].T
+    queries = seeker.need_vectors if seeker.need_vectors is not None else np.zeros((0, len(seeker.profile_vector)))
+    need_best, need_best_id = met_need_coverage(catalog, rows, queries, indexes.needs.reconstruct)
     return rows, profile_vectors, profile_sims, need_best, need_best_id
 
 

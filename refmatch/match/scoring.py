@@ -9,6 +9,7 @@ only for the few that are shown.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -50,6 +51,30 @@ def need_credit(similarity: np.ndarray, settings: Settings) -> np.ndarray:
     text), rising linearly to 1 at ``need_threshold + 0.15`` (a clear paraphrase)."""
     low, high = 0.25, settings.need_threshold + 0.15
     return np.clip((similarity - low) / (high - low), 0.0, 1.0)
+
+
+def met_need_coverage(
+    catalog: Catalog, rows: np.ndarray, queries: np.ndarray, vectors: Callable[[np.ndarray], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each account at ``rows`` and each open need (``queries``), the best similarity over the
+    needs it has met, and the first met need id that reaches it (0 and -1 where it has met none).
+
+    ``vectors(need_ids)`` gives the met needs' vectors (from an index, or a batch's cache).
+    """
+    need_best = np.zeros((len(rows), len(queries)), dtype=np.float32)
+    need_best_id = np.full((len(rows), len(queries)), -1, dtype=np.int64)
+    met, counts = catalog.met_needs_of_rows(rows)
+    has = counts > 0
+    if len(queries) == 0 or not has.any():
+        return need_best, need_best_id
+    sims = queries @ vectors(met).T  # (open needs, all met needs)
+    starts = (np.cumsum(counts) - counts)[has]
+    best = np.maximum.reduceat(sims, starts, axis=1)  # the best of each row's run of columns
+    owner = np.repeat(np.arange(len(starts)), counts[has])
+    position = np.where(sims == best[:, owner], np.arange(len(met)), len(met))
+    need_best[has] = best.T
+    need_best_id[has] = met[np.minimum.reduceat(position, starts, axis=1)].T
+    return need_best, need_best_id
 
 
 def _same(value: str | None, catalog: Catalog, column: str, rows: np.ndarray) -> np.ndarray:
