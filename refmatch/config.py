@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from refmatch.errors import ConfigError
+from refmatch.domain.errors import ConfigError
+from refmatch.domain.vocabulary import DEFAULT_STAGES
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("batch_size", 64, "Texts per embedding batch.", int),
     Setting(
         "stages",
-        ("prospect", "onboarding", "adoption", "value", "expansion"),
+        DEFAULT_STAGES,
         "Journey stages in order, comma-separated.",
         _list,
     ),
@@ -125,7 +126,7 @@ class Settings:
     model: str = "all-MiniLM-L6-v2"
     device: str = "cpu"
     batch_size: int = 64
-    stages: tuple[str, ...] = ("prospect", "onboarding", "adoption", "value", "expansion")
+    stages: tuple[str, ...] = DEFAULT_STAGES
     hnsw_threshold: int = 50_000
     default_capacity: int = 4
     min_health: float = 60.0

@@ -19,13 +19,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
-from refmatch.errors import InvalidInput
+from refmatch.domain.errors import InvalidInput
+from refmatch.domain.vocabulary import DEFAULT_STAGES, NEED_STATUSES, REFERENCE_TYPES, SIGNAL_KINDS
 
 KINDS = ("accounts", "needs", "advocates", "signals", "churn")
-DEFAULT_STAGES = ("prospect", "onboarding", "adoption", "value", "expansion")
-REFERENCE_TYPES = ("call", "site_visit", "case_study", "logo", "mentoring", "peer_call")
-NEED_STATUSES = ("open", "in_progress", "met")
-SIGNAL_KINDS = ("health", "usage", "open_tickets", "escalation", "nps", "champion_left")
 MAX_TEXT = 10_000
 
 _FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}

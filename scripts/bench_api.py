@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from refmatch import users  # noqa: E402
+from refmatch.app import users  # noqa: E402
 from refmatch.store import open_db  # noqa: E402
 
 PROSPECTS = [
@@ -88,8 +88,8 @@ def build(folder: Path, args: argparse.Namespace) -> float:
     else:
         from bench_match import SyntheticEncoder, populate
 
+        from refmatch.app.service import Service
         from refmatch.config import load_settings
-        from refmatch.service import Service
 
         populate(folder / "bench.db", args.accounts, args.needs_per_account, args.seed)
         settings = load_settings({"db": str(folder / "bench.db"), "index_dir": str(folder / "indexes")}, env={})

@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from bench_match import INDUSTRIES, SyntheticEncoder, peak_rss_mb  # noqa: E402
 
+from refmatch.app.service import Service  # noqa: E402
 from refmatch.config import load_settings  # noqa: E402
 from refmatch.embed.base import normalize  # noqa: E402
-from refmatch.service import Service  # noqa: E402
 from refmatch.store import open_db, transaction  # noqa: E402
 
 PRODUCTS = ["Flow WMS", "Ledger", "Shield", "Insight", "Connect", "Fleet"]

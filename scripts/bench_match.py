@@ -31,9 +31,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from refmatch.app.service import Service  # noqa: E402
 from refmatch.config import load_settings  # noqa: E402
 from refmatch.embed.base import normalize  # noqa: E402
-from refmatch.service import Service  # noqa: E402
 from refmatch.store import open_db, transaction  # noqa: E402
 
 INDUSTRIES = [

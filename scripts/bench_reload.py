@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import torch  # noqa: E402, F401 - loaded, as in a server that has its model: the advocate vectors are fp16
 from bench_match import SyntheticEncoder  # noqa: E402
 
+from refmatch.app.service import Service  # noqa: E402
 from refmatch.config import load_settings  # noqa: E402
-from refmatch.service import Service  # noqa: E402
 from refmatch.store import transaction  # noqa: E402
 
 

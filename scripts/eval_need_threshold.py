@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from refmatch.app.service import Service  # noqa: E402
 from refmatch.config import load_settings  # noqa: E402
-from refmatch.service import Service  # noqa: E402
 
 KNOWN = Path(__file__).resolve().parents[1] / "refmatch" / "demo_data" / "known_matches.json"
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from refmatch.app.service import Service  # noqa: E402
 from refmatch.batch import (  # noqa: E402
     BatchParams,
     Hooks,
@@ -32,8 +33,7 @@ from refmatch.batch import (  # noqa: E402
     run_batch,
 )
 from refmatch.config import load_settings  # noqa: E402
-from refmatch.errors import Conflict, RefmatchError  # noqa: E402
-from refmatch.service import Service  # noqa: E402
+from refmatch.domain.errors import Conflict, RefmatchError  # noqa: E402
 
 EX_TEMPFAIL = 75
 log = logging.getLogger("refmatch.nightly")

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from refmatch.app.service import Service
 from refmatch.config import load_settings
 from refmatch.embed.fake import FakeEncoder
-from refmatch.service import Service
 from tests.e2e_demo import demo_build, demo_dir, demo_server  # noqa: F401 - session fixtures, defined once
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

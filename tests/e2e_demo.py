@@ -53,7 +53,7 @@ def build_demo(folder: Path) -> Path:
     """``refmatch demo`` into ``folder``; the demo users get the password E2E_PASSWORD."""
     out = run_refmatch(folder, "demo", "-q")
     assert "demo ready" in out.stdout, out.stdout
-    from refmatch import users
+    from refmatch.app import users
     from refmatch.store import open_db
 
     db = open_db(folder / "demo.db")

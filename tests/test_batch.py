@@ -8,16 +8,16 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 
+from refmatch.app.service import Service
 from refmatch.batch import BatchParams, Hooks, RunLocked, diff_runs, get_run, list_runs, resume_batch, run_batch
 from refmatch.batch.exports import write_export
 from refmatch.batch.lock import run_lock
 from refmatch.batch.partitions import PartitionCandidates, search_partition
 from refmatch.batch.seekers import at_risk_account_ids, plan, seeker_accounts
-from refmatch.errors import Conflict, InvalidInput, NotFound, StaleIndex
+from refmatch.domain.errors import Conflict, InvalidInput, NotFound, StaleIndex
 from refmatch.index.sync import INDEX_NAMES, load_fresh
 from refmatch.match import Indexes, load_catalog
 from refmatch.match.batch_retrieval import RetrievalContext
-from refmatch.service import Service
 from tests.conftest import account, advocate, write_csv
 
 TODAY = date.today().isoformat()

@@ -6,12 +6,12 @@ import re
 import pytest
 from click.testing import CliRunner
 
+from refmatch.app.service import Service
 from refmatch.batch import BatchParams, Hooks, run_batch
 from refmatch.batch.lock import run_lock
 from refmatch.cli import cli
 from refmatch.config import load_settings
 from refmatch.embed.fake import FakeEncoder
-from refmatch.service import Service
 from tests.conftest import account, advocate, write_csv
 
 

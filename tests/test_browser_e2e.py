@@ -150,7 +150,7 @@ def api(base: str, path: str, token: str | None = None, body: dict | None = None
 
 def test_api_over_the_real_server(demo_dir, demo_server):
     """The real model behind the real WSGI server: stored and ad-hoc matches find the planted advocate."""
-    from refmatch import users
+    from refmatch.app import users
     from refmatch.store import open_db
 
     status, body = api(demo_server, "/api/v1/accounts")

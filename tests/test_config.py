@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from refmatch.config import REGISTRY, Settings, docs_table, load_settings
-from refmatch.errors import ConfigError
+from refmatch.domain.errors import ConfigError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

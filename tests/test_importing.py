@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from refmatch.errors import InvalidInput
+from refmatch.domain.errors import InvalidInput
 from refmatch.importing import (
     KINDS,
     ParseResult,

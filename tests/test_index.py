@@ -10,7 +10,7 @@ import faiss
 import numpy as np
 import pytest
 
-from refmatch.errors import InvalidInput, StaleIndex
+from refmatch.domain.errors import InvalidInput, StaleIndex
 from refmatch.index import FaissIndex, NumpyIndex, VectorIndex, load_index, save_index
 from refmatch.index import faiss_index as faiss_index_module
 from refmatch.index import files as files_module

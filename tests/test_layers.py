@@ -1,4 +1,12 @@
-"""The data flows one way: lower layers never import higher ones, nor Flask or click."""
+"""The data flows one way, every module in its layer, and nothing imports in a circle.
+
+domain -> config -> store -> importing -> embed -> index -> match -> risk -> app -> batch -> web -> cli
+
+Only ``index`` touches FAISS, only ``web`` Flask and werkzeug, only ``cli`` click (and
+``web.server`` gunicorn). A module that fits no layer fails the test: add it to one.
+"""
+
+from __future__ import annotations
 
 import ast
 from pathlib import Path
@@ -6,52 +14,95 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "refmatch"
-ORDER = [
-    "errors",
-    "config",
-    "models",
-    "importing",
-    "store",
-    "embed",
-    "index",
-    "match",
-    "risk",
-    "service",
-    "queries",
-    "batch",
-    "web",
-    "cli",  # the top: it registers every shell's commands (serve starts the web app)
-]
-SHELLS = {"cli", "web", "batch", "__main__"}
+ORDER = ["domain", "config", "store", "importing", "embed", "index", "match", "risk", "app", "batch", "web", "cli"]
+TOP = {"__init__": -1, "__main__": len(ORDER)}  # the package's docstring, and ``python -m refmatch`` (the CLI)
+ONLY_IN = {"faiss": "index", "flask": "web", "werkzeug": "web", "click": "cli", "gunicorn": "web"}
+MODULES = sorted(PACKAGE.rglob("*.py"))
 
 
-def layer(module: str) -> str:
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+KNOWN = {module_name(p) for p in MODULES}
+
+
+def layer_of(module: str) -> int:
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 else parts[0]
+    if len(parts) == 1:
+        return -1
+    head = parts[1]
+    if head in TOP:
+        return TOP[head]
+    assert head in ORDER, f"{module} is in no layer: add {head!r} to ORDER in {__file__}"
+    return ORDER.index(head)
 
 
-def imports_of(path: Path):
-    tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
+def imports_of(path: Path) -> list[tuple[str, int]]:
+    """(module imported, line) for every import in the file, at any depth (lazy imports count too)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            yield node.module
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:  # `from refmatch.app import users` imports the module refmatch.app.users
+                sub = f"{node.module}.{alias.name}"
+                found.append((sub if sub in KNOWN else node.module, node.lineno))
+    return found
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_no_upward_imports(path):
-    rel = path.relative_to(PACKAGE)
-    own = rel.parts[0].removesuffix(".py")
-    if own.startswith("cli_"):
-        own = "cli"
-    if own in ("__init__",) or own not in ORDER and own not in SHELLS:
-        return
-    for name in imports_of(path):
+def guarded(path: Path) -> set[int]:
+    """Lines under ``if TYPE_CHECKING:``: annotations only, never run."""
+    lines: set[int] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            for child in node.body:
+                lines.update(range(child.lineno, (child.end_lineno or child.lineno) + 1))
+    return lines
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_upward_imports_and_libraries_in_their_layer(path):
+    own = module_name(path)
+    mine = layer_of(own)
+    head = own.split(".")[1] if "." in own else ""
+    for name, line in imports_of(path):
         top = name.split(".")[0]
-        if own not in SHELLS:
-            assert top not in ("flask", "click"), f"{rel} imports {name}: keep it in the shells"
+        if top in ONLY_IN:
+            assert head == ONLY_IN[top], f"{own}:{line} imports {name}: only refmatch.{ONLY_IN[top]} may"
         if top == "refmatch" and name != "refmatch":
-            target = layer(name)
-            if target in ORDER and own in ORDER:
-                assert ORDER.index(target) <= ORDER.index(own), f"{rel} imports {name} (a higher layer)"
+            assert layer_of(name) <= mine, f"{own}:{line} imports {name}, a higher layer"
+
+
+def test_no_import_cycle():
+    graph = {module_name(p): set() for p in MODULES}
+    for path in MODULES:
+        skip = guarded(path)
+        for name, line in imports_of(path):
+            if name in graph and line not in skip and name != module_name(path):
+                graph[module_name(path)].add(name)
+    done: set[str] = set()
+
+    def visit(node: str, trail: list[str]) -> None:
+        if node in trail:
+            cycle = trail[trail.index(node) :] + [node]
+            pytest.fail("import cycle: " + " -> ".join(cycle))
+        if node in done:
+            return
+        for nxt in sorted(graph[node]):
+            visit(nxt, [*trail, node])
+        done.add(node)
+
+    for start in sorted(graph):
+        visit(start, [])
+
+
+def test_the_checks_see_what_they_must():
+    """The rules above would catch a breach (so a passing run means something)."""
+    assert layer_of("refmatch.cli.core") > layer_of("refmatch.app.service") > layer_of("refmatch.domain.models")
+    assert {"refmatch.index.faiss_index", "refmatch.web.server", "refmatch.cli.core"} <= KNOWN
+    web = PACKAGE / "web" / "__init__.py"
+    assert any(name.startswith("flask") for name, _ in imports_of(web))

@@ -5,11 +5,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from refmatch import users
+from refmatch.app import users
 from refmatch.cli import cli
 from refmatch.config import Settings, load_settings
+from refmatch.domain.errors import ConfigError
 from refmatch.embed.fake import FakeEncoder
-from refmatch.errors import ConfigError
 from refmatch.store import data_version, open_db
 from refmatch.web import create_app
 from tests import web_support

@@ -3,7 +3,7 @@ from datetime import date
 
 import pytest
 
-from refmatch.errors import InvalidInput, NotFound, StaleIndex
+from refmatch.domain.errors import InvalidInput, NotFound, StaleIndex
 from tests.conftest import account, write_csv
 
 

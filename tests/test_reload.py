@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 
-from refmatch.errors import StaleIndex
+from refmatch.domain.errors import StaleIndex
 from refmatch.index.sync import text_version
 from refmatch.match.catalog import catalog_version
 from refmatch.store import transaction
@@ -93,7 +93,7 @@ def test_a_changed_text_is_refused_until_rebuilt_and_a_rebuild_is_loaded(world, 
 
 
 def test_index_files_replaced_by_another_process_are_loaded(world, tmp_path, settings, encoder):
-    from refmatch.service import Service
+    from refmatch.app.service import Service
 
     _, indexes, _ = world._loaded()
     other = Service(settings, encoder=encoder)  # e.g. the nightly job, or another worker

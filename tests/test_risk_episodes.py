@@ -5,8 +5,8 @@ from datetime import date
 
 import pytest
 
-from refmatch import risk_service
-from refmatch.errors import InvalidInput
+from refmatch.app import risk as risk_service
+from refmatch.domain.errors import InvalidInput
 from tests.conftest import account, write_csv
 
 DAILY = "[episodes]\nreplay_every_days = 1\n"  # checkpoints every day: exact dates in the asserts

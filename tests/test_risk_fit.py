@@ -5,7 +5,7 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 
-from refmatch.errors import InvalidInput
+from refmatch.domain.errors import InvalidInput
 from refmatch.risk import AccountFrame, SignalTable, load_config
 from refmatch.risk.fit import evaluate, fit_history, snapshots
 from refmatch.risk.signals import ordinal
@@ -74,7 +74,7 @@ def test_fit_refuses_without_enough_history():
 
 
 def test_fit_through_the_service_saves_its_report(service, tmp_path):
-    from refmatch import risk_service
+    from refmatch.app import risk as risk_service
     from tests.conftest import account, write_csv
 
     accounts, signals = synthetic(60)

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from refmatch import risk_service
+from refmatch.app import risk as risk_service
 from tests.conftest import account, advocate, write_csv
 
 

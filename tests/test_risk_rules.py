@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from refmatch.errors import ConfigError
+from refmatch.domain.errors import ConfigError
 from refmatch.risk import AccountFrame, SignalTable, load_config, score_accounts
 from refmatch.risk.signals import ordinal
 

@@ -2,7 +2,7 @@ import sqlite3
 
 import pytest
 
-from refmatch.errors import InvalidInput
+from refmatch.domain.errors import InvalidInput
 from refmatch.store import data_version, open_db
 from refmatch.store.db import MIGRATIONS, schema_version
 from refmatch.store.repo import size_band

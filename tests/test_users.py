@@ -4,11 +4,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from refmatch import users
+from refmatch.app import users
+from refmatch.app.users import User
 from refmatch.cli import cli
-from refmatch.errors import Conflict, InvalidInput, NotFound
+from refmatch.domain.errors import Conflict, InvalidInput, NotFound
 from refmatch.store import data_version
-from refmatch.users import User
 
 
 @pytest.fixture(autouse=True)
@@ -280,7 +280,7 @@ def test_cli_token_create_list_revoke(run, cli_db):
 
 
 def test_demo_prints_the_users_it_creates(run, monkeypatch):
-    from refmatch.service import Service
+    from refmatch.app.service import Service
 
     monkeypatch.setattr(Service, "load_demo", lambda self, **kwargs: {})
     monkeypatch.setattr(users.secrets, "token_urlsafe", lambda n: f"pw-{n}-long")
@@ -292,3 +292,16 @@ def test_demo_prints_the_users_it_creates(run, monkeypatch):
     )
     again = run("demo", "-q")
     assert again.exit_code == 0 and "demo users" not in again.output
+
+
+def test_hashes_written_by_earlier_releases_still_verify():
+    """Earlier releases hashed with werkzeug; its stored format is the one refmatch.app.passwords reads."""
+    from werkzeug.security import generate_password_hash
+
+    from refmatch.app import passwords
+
+    for method in ("pbkdf2:sha256:1000", "scrypt:1024:8:1"):
+        stored = generate_password_hash("correct horse", method=method)
+        assert passwords.verify_password(stored, "correct horse")
+        assert not passwords.verify_password(stored, "correct horsE")
+    assert not passwords.verify_password("not a hash", "anything")

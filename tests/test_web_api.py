@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from refmatch.workflow import STATES, TRANSITIONS
+from refmatch.app.requests import STATES, TRANSITIONS
 from tests import web_support
 from tests.web_support import ROLE_USERS
 

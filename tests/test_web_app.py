@@ -112,7 +112,7 @@ def test_api_errors_use_one_envelope(client, tokens):
 
 def test_too_large_body_is_413_envelope(world):
     app = make_app(world, MAX_CONTENT_LENGTH=2048)
-    from refmatch import users
+    from refmatch.app import users
     from tests.web_support import PASSWORD
 
     users.add_user(world.db, "sam", PASSWORD, "sales")

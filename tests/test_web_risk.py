@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from refmatch import users
+from refmatch.app import users
 from refmatch.web.openapi import document
 from refmatch.web.ui import sparkline
 from tests import web_support

@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from refmatch import users, workflow
-from refmatch.errors import Conflict, Forbidden, InvalidInput, NotFound
+from refmatch.app import requests as workflow
+from refmatch.app import users
+from refmatch.app.requests import STATES, TRANSITIONS
+from refmatch.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from refmatch.store import data_version
-from refmatch.workflow import STATES, TRANSITIONS
 from tests.conftest import account, advocate, write_csv
 
 # how to reach each state from 'requested' (as a manager)
@@ -605,3 +606,31 @@ def test_approvals_reach_matching(world, people, ask):
     assert gone is None and eligible == 2  # at capacity: no longer eligible
     move(world, manager, pending, "cancelled")
     assert match_of(world, "A1")[0] is not None  # a slot is free again
+
+
+@pytest.mark.parametrize(
+    ("day", "used"),
+    [(date(2025, 3, 31), 1), (date(2025, 4, 1), 0)],
+    ids=["same quarter", "next quarter"],
+)
+def test_every_view_of_slot_use_agrees_at_a_quarter_boundary(world, people, ask, tmp_path, day, used):
+    """Eligibility, the approval check, the advocates list and the load view count slots by one rule (UTC days)."""
+    from refmatch.app import queries
+    from refmatch.match.catalog import load_catalog
+
+    add_advocates(world, tmp_path, advocate("B1", capacity_per_quarter=1))
+    late_march = datetime(2025, 3, 31, 23, 30, tzinfo=UTC)
+    move(world, people["manager"], ask(advocate="B1", now=late_march).id, "approved", now=late_march)
+
+    catalog = load_catalog(world.conn, world.settings.stages, day)
+    in_catalog = int(catalog.used_quarter[catalog.row_by_external("B1")])
+    listed, _ = queries.list_advocates(world.db, world.settings, q="B1", today=day)
+    load, _ = workflow.advocate_load(world.db, world.settings, today=day)
+    in_load = next(a for a in load if a["external_id"] == "B1")["used_this_quarter"]
+    assert (in_catalog, listed[0]["used_this_quarter"], in_load) == (used, used, used)
+    when = datetime.combine(day, datetime.min.time(), tzinfo=UTC).replace(hour=12)
+    if used:  # the approval check refuses the second request in the same quarter ...
+        with pytest.raises(Conflict):
+            ask(advocate="B1", now=when)
+    else:  # ... and takes it in the next
+        assert ask(advocate="B1", now=when).status == "requested"

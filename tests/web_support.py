@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from refmatch import users
+from refmatch.app import users
 from refmatch.web import create_app
 from refmatch.web.openapi import document
 

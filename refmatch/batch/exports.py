@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from refmatch.batch.params import EXPORT_SUFFIXES
-from refmatch.errors import InvalidInput
+from refmatch.domain.errors import InvalidInput
 
 COLUMNS = ("run_id", "purpose", "seeker", "seeker_name", "rank", "advocate", "advocate_name", "score", "reasons")
 REASON_SEPARATOR = " | "

@@ -20,7 +20,6 @@ import contextlib
 import gc
 import io
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from refmatch.app.service import ProgressFactory, Service
 from refmatch.batch import runs
 from refmatch.batch.assignment import Edges, assign, greedy, room_left
 from refmatch.batch.exports import write_export
@@ -37,13 +37,13 @@ from refmatch.batch.params import BatchParams
 from refmatch.batch.partitions import PartitionCandidates, chosen_seekers, materialise, search_partition
 from refmatch.batch.reports import build_report
 from refmatch.batch.seekers import plan, seeker_accounts
-from refmatch.errors import Conflict, StaleIndex
+from refmatch.domain.errors import Conflict, StaleIndex
 from refmatch.index.files import index_paths
 from refmatch.index.sync import INDEX_NAMES, load_fresh
+from refmatch.index.threads import search_threads
 from refmatch.match import Indexes, load_catalog
 from refmatch.match.batch_retrieval import RetrievalContext
 from refmatch.match.catalog import Catalog
-from refmatch.service import ProgressFactory, Service
 from refmatch.store import data_version
 from refmatch.store.repo import now_iso
 
@@ -154,7 +154,7 @@ def _execute(service: Service, run: runs.RunInfo, catalog: Catalog, loaded: _Loa
             if loaded.indexes is None:
                 loaded.indexes = Indexes(*(_load(service, name)[0] for name in INDEX_NAMES))
             ctx = RetrievalContext.build(catalog, loaded.indexes, settings.default_capacity)
-            with _bar(hooks, "searching", run, todo) as advance, _faiss_threads():
+            with _bar(hooks, "searching", run, todo) as advance, search_threads():
                 for part in todo:
                     refs = runs.part_refs(conn, run.id, part)
                     seekers = ctx.seekers(seeker_accounts(conn, [r.account_id for r in refs]))
@@ -319,16 +319,3 @@ def _close(advance: Callable[[int], None]) -> None:
     close = getattr(advance, "close", None)
     if close is not None:
         close()
-
-
-@contextmanager
-def _faiss_threads() -> Iterator[None]:
-    """Batched searches use every core (one query at a time is faster on one thread: STACK.md)."""
-    import faiss
-
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from refmatch.errors import Conflict
+from refmatch.domain.errors import Conflict
 
 
 class RunLocked(Conflict):

@@ -7,8 +7,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from refmatch.errors import InvalidInput
-from refmatch.models import PURPOSES
+from refmatch.domain import clock
+from refmatch.domain.errors import InvalidInput
+from refmatch.domain.models import PURPOSES
 
 EXPORT_SUFFIXES = (".csv", ".jsonl")
 
@@ -36,7 +37,7 @@ class BatchParams:
         else:
             raise InvalidInput(f"purpose: must be one of {', '.join(PURPOSES)}, all; got {purpose!r}")
         if as_of is None or as_of == "":
-            day = date.today()
+            day = clock.today()
         elif isinstance(as_of, date):
             day = as_of
         else:

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from refmatch.config import Settings
+from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, Seeker
 from refmatch.match.batch_retrieval import RetrievalContext, Scored, group_key, retrieve_group
 from refmatch.match.catalog import Catalog
 from refmatch.match.eligibility import Rules, capacity_of
 from refmatch.match.retention import explain_troubles
 from refmatch.match.scoring import Candidates, explain
-from refmatch.models import DEFAULT_REFERENCE_TYPE, Seeker
 
 
 def rules_for(purpose: str, settings: Settings) -> Rules:

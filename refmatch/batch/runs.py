@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
@@ -19,7 +19,8 @@ from typing import Any
 from refmatch.batch.params import BatchParams
 from refmatch.batch.partitions import PartitionCandidates, ResultRow
 from refmatch.batch.seekers import SeekerRef
-from refmatch.errors import NotFound
+from refmatch.domain.errors import NotFound
+from refmatch.store.db import transaction
 from refmatch.store.repo import now_iso
 
 _RUN_COLUMNS = (
@@ -52,16 +53,9 @@ class RunInfo:
         return out
 
 
-@contextmanager
-def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def write(conn: sqlite3.Connection) -> AbstractContextManager[sqlite3.Connection]:
     """One transaction that leaves ``data_version`` alone (see the module docstring)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    return transaction(conn, bump=False)
 
 
 def create_run(

@@ -16,9 +16,9 @@ import sqlite3
 from dataclasses import dataclass
 
 from refmatch.config import Settings
-from refmatch.errors import Conflict
+from refmatch.domain.errors import Conflict
+from refmatch.domain.models import PURPOSES
 from refmatch.match.catalog import Catalog
-from refmatch.models import PURPOSES
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from refmatch.domain.errors import ConfigError
 from refmatch.embed.base import normalize
-from refmatch.errors import ConfigError
 
 _PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 

@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from refmatch.errors import InvalidInput
+from refmatch.domain.errors import InvalidInput
 
 __all__ = [
     "NumpyIndex",

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import faiss
 import numpy as np
 
-from refmatch.errors import InvalidInput
+from refmatch.domain.errors import InvalidInput
 from refmatch.index.base import (
     IdPositions,
     as_id_array,

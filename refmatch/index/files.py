@@ -24,7 +24,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from refmatch.errors import InvalidInput, StaleIndex
+from refmatch.domain.errors import InvalidInput, StaleIndex
 from refmatch.index.faiss_index import FaissIndex
 
 __all__ = ["index_paths", "load_index", "save_index"]

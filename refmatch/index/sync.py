@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from refmatch.domain.errors import StaleIndex
 from refmatch.embed.base import Encoder
 from refmatch.embed.cache import embed_texts
-from refmatch.errors import StaleIndex
 from refmatch.index.faiss_index import FaissIndex
 from refmatch.index.files import index_paths, load_index, save_index
 from refmatch.store.db import data_version

@@ -23,17 +23,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import faiss
 import numpy as np
 
 from refmatch.config import Settings
+from refmatch.domain.models import Seeker
 from refmatch.index.base import VectorIndex
+from refmatch.index.threads import exact_knn
 from refmatch.match.catalog import Catalog
 from refmatch.match.eligibility import Rules, capacity_of, eligible_mask
 from refmatch.match.engine import Indexes
 from refmatch.match.retention import add_shared_troubles, trouble_candidates
 from refmatch.match.scoring import Candidates, met_need_coverage, need_credit, score_candidates
-from refmatch.models import Seeker
 
 __all__ = ["RetrievalContext", "Scored", "group_key", "retrieve_group", "take"]
 
@@ -197,7 +197,7 @@ class _Hits:
     rows: np.ndarray | None = None  # (queries, pool): catalog rows of the hits' accounts, -1 where none
 
 
-_TIE_MARGIN = 8  # extra hits asked of faiss.knn so that ties at the cut are broken by id, as index.search does
+_TIE_MARGIN = 8  # extra hits asked of exact_knn so that ties at the cut are broken by id, as index.search does
 
 
 def _search(rows: _Rows, queries: np.ndarray, kk: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -213,7 +213,7 @@ def _search(rows: _Rows, queries: np.ndarray, kk: int, allowed: np.ndarray) -> t
         scores, ids = rows.index.search(queries, kk, allowed=allowed)
         return scores, ids, getattr(rows.index, "last_plan", "exact") in _EXACT_PLANS
     want = min(kk + _TIE_MARGIN, len(allowed))
-    scores, at = faiss.knn(queries, rows(allowed), want, metric=faiss.METRIC_INNER_PRODUCT)
+    scores, at = exact_knn(queries, rows(allowed), want)
     ids = np.where(at >= 0, allowed[np.maximum(at, 0)], -1)
     order = np.lexsort((np.where(ids >= 0, ids, np.iinfo(np.int64).max), -scores), axis=-1)[:, :kk]
     return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1), True

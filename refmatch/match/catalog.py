@@ -9,19 +9,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 
+from refmatch.domain import clock
 from refmatch.match.risk_view import RiskView, load_risk_view
 from refmatch.store.db import data_version
-
-# statuses of a reference request that use one of the advocate's quarterly slots
-USING_CAPACITY = ("approved", "scheduled", "completed")
-
-
-def quarter_start(day: date) -> date:
-    return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+from refmatch.store.usage import slots_used
 
 
 def _ordinal(value: str | None) -> int:
@@ -156,19 +151,11 @@ def _usage(conn: sqlite3.Connection, ids: np.ndarray, today: date) -> tuple[np.n
     """Slots each account's advocate has used this quarter and in the last 90 days."""
     used_q = np.zeros(len(ids), dtype=np.int64)
     used_90 = np.zeros(len(ids), dtype=np.int64)
-    q0, d90 = quarter_start(today).isoformat(), (today - timedelta(days=90)).isoformat()
-    marks = ",".join("?" * len(USING_CAPACITY))
-    for account_id, used_at in conn.execute(
-        f"SELECT advocate_account_id, COALESCE(approved_at, created_at) FROM reference_requests "
-        f"WHERE status IN ({marks})",
-        USING_CAPACITY,
-    ):
-        row = int(np.searchsorted(ids, account_id))
-        day = used_at[:10]
-        if q0 <= day <= today.isoformat():
-            used_q[row] += 1
-        if d90 <= day <= today.isoformat():
-            used_90[row] += 1
+    used = slots_used(conn, today)
+    if used:
+        rows = np.searchsorted(ids, np.fromiter((u[0] for u in used), dtype=np.int64, count=len(used)))
+        used_q[rows] = [u[1] for u in used]
+        used_90[rows] = [u[2] for u in used]
     return used_q, used_90
 
 
@@ -191,7 +178,7 @@ def with_usage(catalog: Catalog, conn: sqlite3.Connection) -> Catalog:
 
 
 def load_catalog(conn: sqlite3.Connection, stages: tuple[str, ...], today: date | None = None) -> Catalog:
-    today = today or date.today()
+    today = today or clock.today()
     version, base_version = data_version(conn), catalog_version(conn)  # before the reads, as with_usage
     rank = {s: i for i, s in enumerate(stages)}
     live_rank = stages.index("onboarding") + 1 if "onboarding" in stages else 1

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, Seeker
 from refmatch.match.catalog import Catalog
-from refmatch.models import DEFAULT_REFERENCE_TYPE, Seeker
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from refmatch.config import Settings
+from refmatch.domain.models import Match, Seeker
 from refmatch.index.base import VectorIndex
 from refmatch.match.advocate_vectors import AdvocateVectors, approximate
 from refmatch.match.catalog import Catalog
@@ -23,7 +24,6 @@ from refmatch.match.diversity import diversify
 from refmatch.match.eligibility import Rules, capacity_of, eligible_mask
 from refmatch.match.retention import add_shared_troubles, explain_troubles, trouble_candidates
 from refmatch.match.scoring import explain, met_need_coverage, score_candidates, take
-from refmatch.models import Match, Seeker
 
 
 @dataclass

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from refmatch.config import Settings
+from refmatch.domain.models import Seeker
 from refmatch.match.catalog import Catalog
 from refmatch.match.scoring import Candidates, weights
-from refmatch.models import Seeker
 
 W_TROUBLES = 0.30  # weight of shared troubles overcome (a `w_troubles` setting, when the registry has one, wins)
 

@@ -16,8 +16,8 @@ from datetime import date
 import numpy as np
 
 from refmatch.config import Settings
+from refmatch.domain.models import Seeker
 from refmatch.match.catalog import Catalog
-from refmatch.models import Seeker
 
 COMPONENTS = ("need_coverage", "profile_similarity", "industry", "size", "region", "products", "stage_gap")
 

@@ -13,9 +13,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from refmatch.errors import ConfigError
+from refmatch.domain.errors import ConfigError
+from refmatch.domain.vocabulary import RISK_LEVELS
 
-LEVELS = ("low", "medium", "high")
+LEVELS = RISK_LEVELS
 USER_FILE = "risk.toml"  # looked for beside the database
 AGGREGATES = ("latest", "count", "sum")
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from refmatch.config import Settings
+from refmatch.domain import clock
 from refmatch.risk.config import LEVELS, RiskConfig, load_config
 from refmatch.risk.rules import Scores, score_accounts
 from refmatch.risk.signals import AccountFrame, SignalTable, day_text, load_accounts, load_signals, ordinal
@@ -238,4 +239,4 @@ def after_import(
         return None
     config = load_config(db_path=settings.db_path)
     changed = min((r["observed_on"] for r in records), default=None) if kind == "signals" else None
-    return update(conn, settings.stages, date.today(), config, changed_from=changed)
+    return update(conn, settings.stages, clock.today(), config, changed_from=changed)

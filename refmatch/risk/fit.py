@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from refmatch.errors import InvalidInput
+from refmatch.domain.errors import InvalidInput
 from refmatch.risk.config import RiskConfig
 from refmatch.risk.rules import score_accounts
 from refmatch.risk.signals import AccountFrame, SignalTable, ordinal

@@ -36,7 +36,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     """Apply the migrations the database has not seen; each in its own transaction."""
     current = schema_version(conn)
     if current > len(MIGRATIONS):
-        from refmatch.errors import ConfigError
+        from refmatch.domain.errors import ConfigError
 
         raise ConfigError(
             f"database schema version {current} is newer than this refmatch ({len(MIGRATIONS)}): upgrade refmatch"
@@ -51,7 +51,7 @@ def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
     path = Path(path)
     if str(path) != ":memory:":
         if not path.exists() and not create:
-            from refmatch.errors import NotFound
+            from refmatch.domain.errors import NotFound
 
             raise NotFound(f"database not found: {path} (run 'refmatch init' or 'refmatch demo' first)")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,19 +64,30 @@ def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
 
 
 @contextmanager
-def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
-    """One write transaction that bumps data_version; everything or nothing."""
-    conn = db.conn
+def transaction(db: sqlite_utils.Database | sqlite3.Connection, *, bump: bool = True) -> Iterator[sqlite3.Connection]:
+    """One write transaction, everything or nothing; the one way anything writes.
+
+    ``bump`` (the default) raises data_version, telling every process that the data
+    changed. Bookkeeping that matching never reads (batch checkpoints, failed sign-ins)
+    passes ``bump=False`` so that it does not make the servers reload.
+    """
+    conn = db.conn if isinstance(db, sqlite_utils.Database) else db
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
-        conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'data_version'")
+        if bump:
+            conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'data_version'")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
 
 
+def connection(db: sqlite_utils.Database | sqlite3.Connection) -> sqlite3.Connection:
+    """The sqlite3 connection behind ``db``, which may already be one."""
+    return db.conn if isinstance(db, sqlite_utils.Database) else db
+
+
 def data_version(db: sqlite_utils.Database | sqlite3.Connection) -> int:
-    conn = getattr(db, "conn", db)
+    conn = connection(db)
     return int(conn.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0])

@@ -12,14 +12,15 @@ import math
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
+
+from refmatch.domain import clock
 
 SIZE_BANDS = ((1, "1-9"), (10, "10-49"), (50, "50-249"), (250, "250-999"), (1000, "1000-4999"), (5000, "5000+"))
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat()
+    return clock.now().isoformat()
 
 
 def text_hash(text: str) -> str:

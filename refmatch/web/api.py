@@ -12,8 +12,10 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from refmatch import queries, risk_service, workflow
-from refmatch.errors import InvalidInput
+from refmatch.app import queries
+from refmatch.app import requests as workflow
+from refmatch.app import risk as risk_service
+from refmatch.domain.errors import InvalidInput
 from refmatch.web.auth import EDITORS, current_user, require_role
 from refmatch.web.errors import HttpError
 from refmatch.web.openapi import document

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, redirect, request, session, url_for
 
-from refmatch import users
-from refmatch.errors import Forbidden, Unauthorized
+from refmatch.app import users
+from refmatch.domain.errors import Forbidden, Unauthorized
 from refmatch.web.errors import HttpError
 
 # reachable without signing in (static: the login page's stylesheet, nothing else lives there)

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from refmatch import errors
+from refmatch.domain import errors
 
 STATUS: dict[str, int] = {
     "invalid_input": 400,

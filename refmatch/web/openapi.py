@@ -10,8 +10,8 @@ import copy
 from functools import cache
 from typing import Any
 
-from refmatch import importing
-from refmatch.models import PURPOSES
+from refmatch.domain import vocabulary
+from refmatch.domain.models import PURPOSES
 from refmatch.risk import LEVELS
 
 STATES = ["requested", "approved", "declined", "scheduled", "completed", "cancelled"]
@@ -38,7 +38,7 @@ def obj(properties: dict[str, Any], required: list[str] | None = None, *, strict
 STR, INT, NUM, BOOL = {"type": "string"}, {"type": "integer"}, {"type": "number"}, {"type": "boolean"}
 STRS = {"type": "array", "items": STR}
 DATE = nullable("string", format="date")
-REF_TYPES = {"type": "string", "enum": list(importing.REFERENCE_TYPES)}
+REF_TYPES = {"type": "string", "enum": list(vocabulary.REFERENCE_TYPES)}
 
 
 def page_of(item: str) -> dict[str, Any]:
@@ -120,7 +120,7 @@ SCHEMAS: dict[str, Any] = {
         {
             "id": INT,
             "need": STR,
-            "status": {"enum": list(importing.NEED_STATUSES)},
+            "status": {"enum": list(vocabulary.NEED_STATUSES)},
             "met_on": DATE,
             "product": nullable("string"),
         }
@@ -144,7 +144,7 @@ SCHEMAS: dict[str, Any] = {
             "account_external_id": STR,
             "account_name": STR,
             "need": STR,
-            "status": {"enum": list(importing.NEED_STATUSES)},
+            "status": {"enum": list(vocabulary.NEED_STATUSES)},
             "met_on": DATE,
             "product": nullable("string"),
         }
@@ -535,7 +535,7 @@ def _paths() -> dict[str, Any]:
                 "NeedPage",
                 params=[
                     query("account", STR, "an account's external id"),
-                    query("status", {"enum": list(importing.NEED_STATUSES)}),
+                    query("status", {"enum": list(vocabulary.NEED_STATUSES)}),
                     Q,
                     *PAGE_PARAMS,
                 ],

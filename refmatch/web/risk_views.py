@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from refmatch import risk_service
+from refmatch.app import risk as risk_service
+from refmatch.app.service import Service
 from refmatch.risk import LEVELS
-from refmatch.service import Service
 from refmatch.web.state import WebState
 
 PEERS = 3  # peers shown for each account

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from refmatch.app.runtime import set_search_threads_here
 from refmatch.config import Settings
 from refmatch.embed.base import Encoder
 
@@ -40,12 +41,11 @@ def run(
 ) -> None:
     """Load the app (model, indexes, catalog), then serve until stopped. ``where``: host and port, or sockets;
     ``balance``: (the workers' shared connection counts, this worker's slot), from ``prefork``."""
-    import faiss
     from waitress import create_server
 
     from refmatch.web import create_app
 
-    faiss.omp_set_num_threads(1)  # one query at a time: threads slow a single search down
+    set_search_threads_here()  # one query at a time: threads slow a single search down
     app = create_app({"REFMATCH_SETTINGS": settings, "REFMATCH_ENCODER": encoder, "REFMATCH_WARM": True})
     state = app.extensions["refmatch"]
     for name, check in state.service.readiness().items():

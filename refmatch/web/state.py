@@ -16,23 +16,12 @@ from typing import Any
 
 import sqlite_utils
 
+from refmatch.app.runtime import set_search_threads_here
+from refmatch.app.service import Service
 from refmatch.config import Settings
+from refmatch.domain.errors import RefmatchError
 from refmatch.embed.base import Encoder
-from refmatch.errors import RefmatchError
-from refmatch.service import Service
 from refmatch.store import data_version, open_db
-
-
-def _one_search_thread() -> None:
-    """One OpenMP thread for FAISS in the calling thread.
-
-    OpenMP keeps the thread count per thread: a request thread does not inherit the main
-    thread's ``omp_set_num_threads(1)``, and FAISS would spread each single query over
-    every core, spin-waiting between them (3-5x the CPU of a match under load).
-    """
-    import faiss
-
-    faiss.omp_set_num_threads(1)
 
 
 class SharedService(Service):
@@ -49,7 +38,7 @@ class SharedService(Service):
     def db(self) -> sqlite_utils.Database:
         db = getattr(self._local, "db", None)
         if db is None:  # the first call in this thread
-            _one_search_thread()
+            set_search_threads_here()  # per thread: else each query spreads over every core, spin-waiting
             db = open_db(self.settings.db_path)
             self._local.db = db
             with self._load_lock:

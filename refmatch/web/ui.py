@@ -15,9 +15,11 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
-from refmatch import importing, queries, users, workflow
-from refmatch.errors import Forbidden, InvalidInput, RefmatchError
-from refmatch.models import DEFAULT_REFERENCE_TYPE, PURPOSES
+from refmatch.app import queries, users
+from refmatch.app import requests as workflow
+from refmatch.domain import vocabulary
+from refmatch.domain.errors import Forbidden, InvalidInput, RefmatchError
+from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, PURPOSES
 from refmatch.risk import LEVELS
 from refmatch.web.auth import current_user, safe_next, sign_in, sign_out
 from refmatch.web.errors import field_errors, status_of
@@ -90,7 +92,7 @@ def sparkline(points: list[list[Any]], label: str, width: int = 120, height: int
 def _globals() -> dict[str, Any]:
     return {
         "PURPOSES": PURPOSES,
-        "REFERENCE_TYPES": importing.REFERENCE_TYPES,
+        "REFERENCE_TYPES": vocabulary.REFERENCE_TYPES,
         "DEFAULT_REFERENCE_TYPE": DEFAULT_REFERENCE_TYPE,
         "STATES": workflow.STATES,
         "VERBS": workflow.VERBS,
@@ -433,7 +435,7 @@ def advocates() -> Page:
     page = page_number()
     q = request.args.get("q", "").strip()
     ref_type = request.args.get("reference_type", "")
-    ref_type = ref_type if ref_type in importing.REFERENCE_TYPES else ""
+    ref_type = ref_type if ref_type in vocabulary.REFERENCE_TYPES else ""
     consent = {"yes": True, "no": False}.get(request.args.get("consent", ""))
     near = request.args.get("near") == "1"
     items, total = queries.list_advocates(

@@ -13,8 +13,11 @@ import numpy as np
 
 from refmatch import importing
 from refmatch.config import Settings
+from refmatch.domain import clock, vocabulary
+from refmatch.domain.errors import InvalidInput, NotFound
+from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, PURPOSES, MatchResult, Seeker
+from refmatch.domain.vocabulary import IMPORT_KINDS
 from refmatch.embed.base import Encoder
-from refmatch.errors import InvalidInput, NotFound
 from refmatch.index.sync import (
     INDEX_NAMES,
     BuildReport,
@@ -28,13 +31,12 @@ from refmatch.index.sync import (
 from refmatch.match import Indexes, Rules, find_matches, load_catalog
 from refmatch.match.advocate_vectors import AdvocateVectors, build_advocate_vectors, vectors_needed
 from refmatch.match.catalog import Catalog, catalog_version, with_usage
-from refmatch.models import DEFAULT_REFERENCE_TYPE, PURPOSES, MatchResult, Seeker
 from refmatch.risk import after_import as refresh_risk
 from refmatch.store import UPSERTS, data_version, open_db, transaction
 from refmatch.store.repo import account_row, profile_text
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
-IMPORT_ORDER = ("accounts", "needs", "advocates", "signals")
+IMPORT_ORDER = IMPORT_KINDS
 
 
 @dataclass
@@ -219,7 +221,7 @@ class Service:
         Reloaded when the data changed; when only reference requests did (the catalog
         version, kept by triggers, is unchanged), only the slot counts are re-read.
         """
-        today = today or date.today()
+        today = today or clock.today()
         held = self._catalog
         if held is not None and held.today == today and held.data_version == data_version(self.conn):
             return held
@@ -253,9 +255,9 @@ class Service:
         if purpose not in PURPOSES:
             raise InvalidInput(f"purpose: must be one of {', '.join(PURPOSES)}, got {purpose!r}")
         ref_type = reference_type or DEFAULT_REFERENCE_TYPE[purpose]
-        if ref_type not in importing.REFERENCE_TYPES:
+        if ref_type not in vocabulary.REFERENCE_TYPES:
             raise InvalidInput(
-                f"reference_type: must be one of {', '.join(importing.REFERENCE_TYPES)}, got {ref_type!r}"
+                f"reference_type: must be one of {', '.join(vocabulary.REFERENCE_TYPES)}, got {ref_type!r}"
             )
         return Rules(purpose, ref_type, self.settings.default_capacity, self.settings.min_health, product)
 

@@ -1,6 +1,6 @@
 """Users, roles and API bearer tokens: the people the web layer and the CLI act for.
 
-Passwords are hashed with werkzeug (scrypt by default) and never logged or put in an
+Passwords are hashed with scrypt (``refmatch.app.passwords``) and never logged or put in an
 error message. Bearer tokens are random, shown once at creation, and stored only as
 their sha256, so a copy of the database does not hand out working tokens.
 
@@ -26,21 +26,21 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
-from werkzeug.security import check_password_hash, generate_password_hash
 
-from refmatch.errors import Conflict, InvalidInput, NotFound
-from refmatch.store import transaction
+from refmatch.app import passwords
+from refmatch.domain import clock
+from refmatch.domain.errors import Conflict, InvalidInput, NotFound
+from refmatch.domain.vocabulary import MANAGER_ROLES, ROLES
+from refmatch.store import connection, transaction
 from refmatch.store.repo import now_iso
 
 if TYPE_CHECKING:
     from refmatch.config import Settings
 
-ROLES = ("sales", "cs", "reference_manager", "admin")
-MANAGER_ROLES = frozenset({"reference_manager", "admin"})
 MIN_PASSWORD = 8
 TOKEN_PREFIX = "rmt_"
-# werkzeug method for new hashes; tests lower the cost (check_password_hash reads it from the hash)
-PASSWORD_METHOD = "scrypt"
+# method for new hashes; tests lower the cost (verify_password reads it from the hash)
+PASSWORD_METHOD = passwords.DEFAULT_METHOD
 # last_used_at is refreshed at most this often, so API reads do not each become a write
 TOKEN_TOUCH_EVERY = timedelta(minutes=1)
 # one client address may fail this many times as often as one username (offices behind one NAT)
@@ -72,10 +72,6 @@ class User:
         return {"id": self.id, "username": self.username, "role": self.role, "display_name": self.display_name}
 
 
-def _conn(db: sqlite_utils.Database | sqlite3.Connection) -> sqlite3.Connection:
-    return getattr(db, "conn", db)
-
-
 def _user(row: tuple | None) -> User | None:
     return None if row is None else User(*row)
 
@@ -89,7 +85,7 @@ def _check_password(password: str) -> None:
 
 
 def _hash(password: str) -> str:
-    return generate_password_hash(password, method=PASSWORD_METHOD)
+    return passwords.hash_password(password, PASSWORD_METHOD)
 
 
 def add_user(
@@ -131,30 +127,30 @@ _DUMMY_HASH: dict[str, str] = {}
 def authenticate(db: sqlite_utils.Database, username: str, password: str) -> User | None:
     """The user if the password is right, else None. Unknown users cost a hash check too."""
     row = (
-        _conn(db)
+        connection(db)
         .execute(f"SELECT {_COLUMNS}, password_hash FROM users WHERE username = ?", ((username or "").strip(),))
         .fetchone()
     )
     if row is None:
         # spend the same time as a wrong password, so response times do not reveal usernames
         dummy = _DUMMY_HASH.setdefault(PASSWORD_METHOD, _hash(secrets.token_urlsafe(12)))
-        check_password_hash(dummy, password or "")
+        passwords.verify_password(dummy, password or "")
         return None
-    if not check_password_hash(row[4], password or ""):
+    if not passwords.verify_password(row[4], password or ""):
         return None
     return User(*row[:4])
 
 
 def get_user(db: sqlite_utils.Database, user_id: int) -> User | None:
-    return _user(_conn(db).execute(f"SELECT {_COLUMNS} FROM users WHERE id = ?", (user_id,)).fetchone())
+    return _user(connection(db).execute(f"SELECT {_COLUMNS} FROM users WHERE id = ?", (user_id,)).fetchone())
 
 
 def get_user_by_name(db: sqlite_utils.Database, username: str) -> User | None:
-    return _user(_conn(db).execute(f"SELECT {_COLUMNS} FROM users WHERE username = ?", (username,)).fetchone())
+    return _user(connection(db).execute(f"SELECT {_COLUMNS} FROM users WHERE username = ?", (username,)).fetchone())
 
 
 def list_users(db: sqlite_utils.Database) -> list[User]:
-    return [User(*r) for r in _conn(db).execute(f"SELECT {_COLUMNS} FROM users ORDER BY username")]
+    return [User(*r) for r in connection(db).execute(f"SELECT {_COLUMNS} FROM users ORDER BY username")]
 
 
 def _require(db: sqlite_utils.Database, username: str) -> User:
@@ -204,7 +200,7 @@ def user_for_token(db: sqlite_utils.Database, token: str) -> User | None:
     """
     if not token:
         return None
-    conn = _conn(db)
+    conn = connection(db)
     row = conn.execute(
         "SELECT t.id, t.last_used_at, u.id, u.username, u.role, u.display_name "
         "FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? AND t.revoked_at IS NULL",
@@ -212,7 +208,7 @@ def user_for_token(db: sqlite_utils.Database, token: str) -> User | None:
     ).fetchone()
     if row is None:
         return None
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = clock.now()
     if row[1] is None or datetime.fromisoformat(row[1]) <= now - TOKEN_TOUCH_EVERY:
         try:
             conn.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (now.isoformat(), row[0]))
@@ -240,7 +236,7 @@ def list_tokens(db: sqlite_utils.Database, username: str | None = None) -> list[
         sql += " WHERE u.id = ?"
         params = (_require(db, username).id,)
     keys = ("id", "username", "name", "created_at", "last_used_at", "revoked_at")
-    return [dict(zip(keys, r)) for r in _conn(db).execute(sql + " ORDER BY t.id", params)]
+    return [dict(zip(keys, r)) for r in connection(db).execute(sql + " ORDER BY t.id", params)]
 
 
 # -- sign-in throttling ------------------------------------------------------------------
@@ -248,7 +244,7 @@ def list_tokens(db: sqlite_utils.Database, username: str | None = None) -> list[
 
 def utcnow() -> datetime:
     """The clock of sign-in throttling (tests replace it)."""
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def _stamp(moment: datetime) -> str:
@@ -278,7 +274,7 @@ def login_wait(
     """
     now = now or utcnow()
     window = timedelta(minutes=settings.login_window_minutes)
-    conn = _conn(db)
+    conn = connection(db)
     wait = 0.0
     for key, limit in _throttle_keys(username, address, settings):
         row = conn.execute(
@@ -299,18 +295,12 @@ def record_login_failure(
     """
     now = now or utcnow()
     cutoff = _stamp(now - timedelta(minutes=settings.login_window_minutes))
-    conn = _conn(db)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db, bump=False) as conn:
         conn.execute("DELETE FROM login_failures WHERE at <= ?", (cutoff,))
         conn.executemany(
             "INSERT INTO login_failures (key, at) VALUES (?, ?)",
             [(key, _stamp(now)) for key, _ in _throttle_keys(username, address, settings)],
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def clear_login_failures(db: sqlite_utils.Database, username: str) -> int:
@@ -323,7 +313,7 @@ def clear_login_failures(db: sqlite_utils.Database, username: str) -> int:
         raise InvalidInput(
             "username: must not be empty", details=[{"field": "username", "message": "must not be empty"}]
         )
-    cur = _conn(db).execute("DELETE FROM login_failures WHERE key = ?", (_user_key(username),))
+    cur = connection(db).execute("DELETE FROM login_failures WHERE key = ?", (_user_key(username),))
     return cur.rowcount
 
 

@@ -1,6 +1,6 @@
 """Risk for every shell: what the CLI, the API, the UI and the batch job call.
 
-Each function takes a ``refmatch.service.Service`` and returns dataclasses with
+Each function takes a ``refmatch.app.service.Service`` and returns dataclasses with
 ``as_dict()`` or plain dicts, so a shell only parses its input and renders. Bad input
 raises the domain errors (``InvalidInput`` naming the field, ``NotFound``).
 """
@@ -16,15 +16,16 @@ from typing import Any
 import numpy as np
 
 from refmatch import importing
-from refmatch.errors import Conflict, InvalidInput, NotFound
-from refmatch.models import MatchResult
+from refmatch.app.service import ImportReport, Service
+from refmatch.domain import clock
+from refmatch.domain.errors import Conflict, InvalidInput, NotFound
+from refmatch.domain.models import MatchResult
 from refmatch.risk import LEVELS, RiskConfig, Scores, load_accounts, load_config, load_signals, score_accounts
 from refmatch.risk import update as update_risk
 from refmatch.risk.churn import upsert_churn
 from refmatch.risk.config import defaults_text, user_file_for
 from refmatch.risk.episodes import UpdateReport
 from refmatch.risk.fit import FitReport, fit_history
-from refmatch.service import ImportReport, Service
 from refmatch.store import transaction
 from refmatch.store.repo import now_iso
 
@@ -32,7 +33,7 @@ from refmatch.store.repo import now_iso
 def parse_day(value: date | str | None, name: str = "as_of") -> date:
     """A date argument: a ``date``, an ISO ``YYYY-MM-DD`` string, or None for today."""
     if value is None or value == "":
-        return date.today()
+        return clock.today()
     if isinstance(value, date):
         return value
     try:
@@ -145,7 +146,7 @@ def risk_list(
     """
     if limit is not None and limit < 1:
         raise InvalidInput(f"limit: must be at least 1, got {limit}")
-    if parse_day(as_of) == date.today() and config_path is None:
+    if parse_day(as_of) == clock.today() and config_path is None:
         ensure_current(svc)
         return _stored_list(svc, _level(level, risk_config(svc)), limit)
     scores = score_now(svc, as_of, config_path)
@@ -263,7 +264,7 @@ def ensure_current(svc: Service) -> UpdateReport | None:
     """Update the stored scores unless they are as of today and by the rules in force (matching reads them)."""
     stored = dict(svc.conn.execute("SELECT key, value FROM meta WHERE key IN ('risk_checkpoint', 'risk_config')"))
     config = risk_config(svc)
-    current = stored.get("risk_checkpoint") == date.today().isoformat()
+    current = stored.get("risk_checkpoint") == clock.today().isoformat()
     if current and stored.get("risk_config", "").split(" ", 1)[0] == config.digest:
         return None
     return update(svc)
@@ -382,7 +383,7 @@ def import_churn(svc: Service, path: str | Path, *, dry_run: bool = False) -> Im
         with transaction(svc.db) as conn:
             counts = upsert_churn(conn, records)
             earliest = min((r["churned_on"] for r in records), default=None)
-            update_risk(conn, svc.settings.stages, date.today(), config, changed_from=earliest)
+            update_risk(conn, svc.settings.stages, clock.today(), config, changed_from=earliest)
             if dry_run:
                 raise _DryRun
     except _DryRun:

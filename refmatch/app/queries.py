@@ -18,25 +18,22 @@ import numpy as np
 import sqlite_utils
 
 from refmatch import importing
+from refmatch.app.service import Service
 from refmatch.config import Settings
-from refmatch.errors import Conflict, InvalidInput, NotFound
-from refmatch.match.catalog import USING_CAPACITY, Catalog, quarter_start
+from refmatch.domain import clock, vocabulary
+from refmatch.domain.errors import Conflict, InvalidInput, NotFound
+from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, Seeker
+from refmatch.match.catalog import Catalog
 from refmatch.match.eligibility import Rules, eligible_mask
-from refmatch.models import DEFAULT_REFERENCE_TYPE, Seeker
 from refmatch.risk import after_import as refresh_risk
-from refmatch.service import Service
-from refmatch.store import UPSERTS, data_version, transaction
+from refmatch.store import UPSERTS, connection, data_version, transaction
+from refmatch.store.usage import NEAR_CAPACITY, slot_use_cte
 
 ACCOUNT_FILTERS = ("industry", "stage", "region")
 MAX_LIMIT = 200
 # an advocate with at most this many quarterly slots left is near capacity (as workflow.advocate_load says)
-NEAR_CAPACITY = 1
 
 Db = sqlite_utils.Database | sqlite3.Connection
-
-
-def _conn(db: Db) -> sqlite3.Connection:
-    return getattr(db, "conn", db)
 
 
 def _rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -89,7 +86,7 @@ def list_accounts(
         where.append("a.external_id IN (SELECT value FROM json_each(?))")
         params.append(json.dumps(list(external_ids)))
     clause = (" WHERE " + " AND ".join(where)) if where else ""
-    conn = _conn(db)
+    conn = connection(db)
     total = conn.execute(f"SELECT count(*) FROM accounts a{clause}", params).fetchone()[0]
     items = _rows(
         conn,
@@ -108,7 +105,7 @@ def list_accounts(
 
 def facets(db: Db, settings: Settings) -> dict[str, list[str]]:
     """The values each account filter can take: stages in journey order, the rest as found."""
-    conn = _conn(db)
+    conn = connection(db)
     out: dict[str, list[str]] = {"stage": list(settings.stages)}
     for column in ("industry", "region"):
         out[column] = [
@@ -133,7 +130,7 @@ def _account_record(conn: sqlite3.Connection, external_id: str) -> dict[str, Any
 
 def get_account(db: Db, settings: Settings, external_id: str, *, include_contact: bool = False) -> dict[str, Any]:
     """An account with its needs, stage history and (if it is one) its advocate profile and load."""
-    conn = _conn(db)
+    conn = connection(db)
     row = conn.execute(
         "SELECT id, size_band, created_at, updated_at FROM accounts WHERE external_id = ?", (external_id,)
     ).fetchone()
@@ -218,10 +215,10 @@ def list_needs(
     offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
     check_page(limit, offset)
-    if status is not None and status not in importing.NEED_STATUSES:
+    if status is not None and status not in vocabulary.NEED_STATUSES:
         raise InvalidInput(
-            f"status: must be one of {', '.join(importing.NEED_STATUSES)}, got {status!r}",
-            details=[{"field": "status", "message": f"must be one of {', '.join(importing.NEED_STATUSES)}"}],
+            f"status: must be one of {', '.join(vocabulary.NEED_STATUSES)}, got {status!r}",
+            details=[{"field": "status", "message": f"must be one of {', '.join(vocabulary.NEED_STATUSES)}"}],
         )
     where: list[str] = []
     params: list[Any] = []
@@ -234,7 +231,7 @@ def list_needs(
     _search(("n.text",), q, where, params)
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     base = f"FROM needs n JOIN accounts a ON a.id = n.account_id{clause}"
-    conn = _conn(db)
+    conn = connection(db)
     total = conn.execute(f"SELECT count(*) {base}", params).fetchone()[0]
     items = _rows(
         conn,
@@ -265,19 +262,15 @@ def list_advocates(
     so the bar a person sees is the rule eligibility applies.
     """
     check_page(limit, offset)
-    if reference_type is not None and reference_type not in importing.REFERENCE_TYPES:
+    if reference_type is not None and reference_type not in vocabulary.REFERENCE_TYPES:
         raise InvalidInput(
-            f"reference_type: must be one of {', '.join(importing.REFERENCE_TYPES)}, got {reference_type!r}",
-            details=[{"field": "reference_type", "message": f"must be one of {', '.join(importing.REFERENCE_TYPES)}"}],
+            f"reference_type: must be one of {', '.join(vocabulary.REFERENCE_TYPES)}, got {reference_type!r}",
+            details=[{"field": "reference_type", "message": f"must be one of {', '.join(vocabulary.REFERENCE_TYPES)}"}],
         )
-    today = today or date.today()
-    marks = ",".join("?" * len(USING_CAPACITY))
-    used = (
-        "(SELECT count(*) FROM reference_requests r WHERE r.advocate_account_id = v.account_id "
-        f"AND r.status IN ({marks}) AND substr(COALESCE(r.approved_at, r.created_at), 1, 10) BETWEEN ? AND ?)"
-    )
+    today = today or clock.today()
+    use, use_params = slot_use_cte(today)
+    used = "COALESCE(u.used_quarter, 0)"
     capacity = "COALESCE(v.capacity_per_quarter, ?)"
-    used_params = [*USING_CAPACITY, quarter_start(today).isoformat(), today.isoformat()]
     where: list[str] = []
     params: list[Any] = []
     _search(("a.name", "a.external_id", "v.topics"), q, where, params)
@@ -292,18 +285,21 @@ def list_advocates(
         params.append(json.dumps([int(i) for i in account_ids]))
     if near_capacity_only:
         where.append(f"{capacity} - {used} <= ?")
-        params.extend([settings.default_capacity, *used_params, NEAR_CAPACITY])
+        params.extend([settings.default_capacity, NEAR_CAPACITY])
     clause = (" WHERE " + " AND ".join(where)) if where else ""
-    base = f"FROM advocates v JOIN accounts a ON a.id = v.account_id{clause}"
-    conn = _conn(db)
-    total = conn.execute(f"SELECT count(*) {base}", params).fetchone()[0]
+    base = (
+        f"FROM advocates v JOIN accounts a ON a.id = v.account_id "
+        f"LEFT JOIN slot_use u ON u.account_id = v.account_id{clause}"
+    )
+    conn = connection(db)
+    total = conn.execute(f"WITH {use} SELECT count(*) {base}", [*use_params, *params]).fetchone()[0]
     items = _rows(
         conn,
-        "SELECT a.external_id, a.name, a.industry, a.stage, a.region, a.products, a.health, v.consent, "
+        f"WITH {use} SELECT a.external_id, a.name, a.industry, a.stage, a.region, a.products, a.health, v.consent, "
         f"v.reference_types, {capacity} AS capacity, {used} AS used_this_quarter, v.blackout_until, v.topics, "
         f"v.contact_name, v.contact_title, v.contact_email {base} "
         "ORDER BY a.name COLLATE NOCASE, a.external_id LIMIT ? OFFSET ?",
-        [settings.default_capacity, *used_params, *params, limit, offset],
+        [*use_params, settings.default_capacity, *params, limit, offset],
     )
     for item in items:
         item["products"] = json.loads(item.pop("products"))
@@ -317,7 +313,7 @@ def list_advocates(
 
 def advocate_contacts(db: Db, external_ids: Sequence[str]) -> dict[str, dict[str, str | None]]:
     """{external_id: {name, title, email}} of the advocates named that have a contact."""
-    rows = _conn(db).execute(
+    rows = connection(db).execute(
         "SELECT a.external_id, v.contact_name, v.contact_title, v.contact_email FROM advocates v "
         "JOIN accounts a ON a.id = v.account_id WHERE a.external_id IN (SELECT value FROM json_each(?))",
         (json.dumps(list(external_ids)),),
@@ -330,7 +326,7 @@ def advocate_contacts(db: Db, external_ids: Sequence[str]) -> dict[str, dict[str
 
 def request_counts(db: Db) -> dict[str, int]:
     """Reference requests per status (statuses with none are left out)."""
-    return dict(_conn(db).execute("SELECT status, count(*) FROM reference_requests GROUP BY status ORDER BY 1"))
+    return dict(connection(db).execute("SELECT status, count(*) FROM reference_requests GROUP BY status ORDER BY 1"))
 
 
 @dataclass(frozen=True)
@@ -357,7 +353,7 @@ def coverage(service: Service, purpose: str = "reference", *, today: date | None
     if purpose not in COVERAGE_PURPOSES:
         raise InvalidInput(f"purpose: coverage is computed for {', '.join(COVERAGE_PURPOSES)}, got {purpose!r}")
     settings, conn = service.settings, service.conn
-    today = today or date.today()
+    today = today or clock.today()
     key = (str(settings.db_path), data_version(conn), today, purpose, settings.stages, settings.default_capacity,
            settings.min_health)  # fmt: skip
     if key in _COVERAGE_CACHE:

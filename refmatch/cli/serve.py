@@ -1,6 +1,6 @@
 """``refmatch serve``: the web app (API + UI) under waitress, a production WSGI server.
 
-Registered by ``refmatch.cli`` (import that module, not this one); the serving itself
+Registered by ``refmatch.cli``; the serving itself
 is ``refmatch.web.server``. The model, the indexes and the catalog are loaded before a
 process accepts requests, so ``/readyz`` answers ready as soon as the server listens
 (unless the indexes are stale).
@@ -9,11 +9,14 @@ process accepts requests, so ``/readyz`` answers ready as soon as the server lis
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import click
 
-from refmatch.cli import common
-from refmatch.service import Service
+from refmatch.cli.common import common
+
+if TYPE_CHECKING:
+    from refmatch.app.service import Service
 
 
 @click.command("serve")

@@ -21,15 +21,16 @@ from typing import Any
 
 import sqlite_utils
 
+from refmatch.app.users import User
 from refmatch.config import Settings, load_settings
-from refmatch.errors import Conflict, Forbidden, InvalidInput, NotFound
-from refmatch.importing import REFERENCE_TYPES
-from refmatch.match.catalog import USING_CAPACITY, quarter_start
-from refmatch.models import DEFAULT_REFERENCE_TYPE, PURPOSES
-from refmatch.store import transaction
-from refmatch.users import User
+from refmatch.domain import clock
+from refmatch.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, PURPOSES
+from refmatch.domain.vocabulary import DEAL_OUTCOMES, REFERENCE_TYPES, REQUEST_STATES, USING_CAPACITY
+from refmatch.store import connection, transaction
+from refmatch.store.usage import NEAR_CAPACITY, slot_use_cte, slots_used_by
 
-STATES = ("requested", "approved", "declined", "scheduled", "completed", "cancelled")
+STATES = REQUEST_STATES
 TRANSITIONS: dict[str, set[str]] = {
     "requested": {"approved", "declined", "cancelled"},
     "approved": {"scheduled", "cancelled"},
@@ -41,22 +42,14 @@ TRANSITIONS: dict[str, set[str]] = {
 # a button label for each target state
 VERBS = {"approved": "approve", "declined": "decline", "scheduled": "schedule", "completed": "complete",
          "cancelled": "cancel"}  # fmt: skip
-DEAL_OUTCOMES = ("won", "lost", "open")
-# the requester sees the advocate's contact from approval on
-CONTACT_STATES = ("approved", "scheduled", "completed")
-# advocate_load(near_capacity_only=True): advocates with at most this many slots left
-NEAR_CAPACITY = 1
+CONTACT_STATES = USING_CAPACITY  # the requester sees the advocate's contact from approval on
 MAX_PAGE = 500
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
 
 
 def _utc(moment: datetime | None) -> datetime:
     """Now, or the given moment (naive means UTC), in UTC to the second."""
     if moment is None:
-        return _now()
+        return clock.now()
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).replace(microsecond=0)
@@ -125,16 +118,6 @@ def can_see_contact(user: User | None, request: RequestView | None) -> bool:
 
 
 # -- capacity and consent ---------------------------------------------------
-def _used_this_quarter(conn: sqlite3.Connection, account_id: int, today: date) -> int:
-    """Slots used this quarter, counted as match.catalog counts them."""
-    marks = ",".join("?" * len(USING_CAPACITY))
-    return conn.execute(
-        f"SELECT COUNT(*) FROM reference_requests WHERE advocate_account_id = ? AND status IN ({marks}) "
-        "AND substr(COALESCE(approved_at, created_at), 1, 10) BETWEEN ? AND ?",
-        (account_id, *USING_CAPACITY, quarter_start(today).isoformat(), today.isoformat()),
-    ).fetchone()[0]
-
-
 def _refusals(
     conn: sqlite3.Connection, account_id: int, external_id: str, reference_type: str, default_capacity: int, today: date
 ) -> list[dict[str, Any]]:
@@ -159,7 +142,7 @@ def _refusals(
                     "message": f"{external_id} does not offer {reference_type} (offers: {offers})",
                 }
             )
-    used = _used_this_quarter(conn, account_id, today)
+    used = slots_used_by(conn, account_id, today)
     if used >= capacity:
         problems.append(
             {
@@ -292,13 +275,9 @@ def _view(row: tuple, user: User) -> RequestView:
     return view
 
 
-def _conn(db: sqlite_utils.Database | sqlite3.Connection) -> sqlite3.Connection:
-    return getattr(db, "conn", db)
-
-
 def get_request(db: sqlite_utils.Database, user: User, request_id: int) -> RequestView:
     """Any signed-in user may read a request; the contact only as ``can_see_contact`` says."""
-    row = _conn(db).execute(_VIEW_SQL + "WHERE r.id = ?", (request_id,)).fetchone()
+    row = connection(db).execute(_VIEW_SQL + "WHERE r.id = ?", (request_id,)).fetchone()
     if row is None:
         raise NotFound(f"unknown reference request: {request_id}")
     return _view(row, user)
@@ -338,7 +317,7 @@ def list_requests(
         where.append("r.requested_by_user_id = ?")
         params.append(user.id)
     clause = ("WHERE " + " AND ".join(where) + " ") if where else ""
-    conn = _conn(db)
+    conn = connection(db)
     total = conn.execute(
         "SELECT COUNT(*) FROM reference_requests r JOIN accounts a ON a.id = r.advocate_account_id " + clause, params
     ).fetchone()[0]
@@ -350,7 +329,7 @@ def list_requests(
 
 def events(db: sqlite_utils.Database, request_id: int) -> list[Event]:
     """The audit trail of one request, oldest first."""
-    conn = _conn(db)
+    conn = connection(db)
     if conn.execute("SELECT 1 FROM reference_requests WHERE id = ?", (request_id,)).fetchone() is None:
         raise NotFound(f"unknown reference request: {request_id}")
     rows = conn.execute(
@@ -375,27 +354,22 @@ def advocate_load(
     ``contact`` is always None here: the shell decides who may see it.
     """
     _page(limit, offset)
-    today = today or _now().date()
-    marks = ",".join("?" * len(USING_CAPACITY))
+    today = today or clock.today()
+    use, use_params = slot_use_cte(today)
     base = f"""
-    WITH used AS (
-        SELECT advocate_account_id AS account_id,
-               SUM(substr(COALESCE(approved_at, created_at), 1, 10) BETWEEN ? AND ?) AS used_quarter,
-               MAX(COALESCE(approved_at, created_at)) AS last_used_at
-        FROM reference_requests WHERE status IN ({marks}) GROUP BY advocate_account_id
-    ), load AS (
+    WITH {use}, load AS (
         SELECT a.external_id, a.name, v.consent, v.reference_types,
                COALESCE(v.capacity_per_quarter, ?) AS capacity, COALESCE(u.used_quarter, 0) AS used_quarter,
                u.last_used_at
-        FROM advocates v JOIN accounts a ON a.id = v.account_id LEFT JOIN used u ON u.account_id = v.account_id
+        FROM advocates v JOIN accounts a ON a.id = v.account_id LEFT JOIN slot_use u ON u.account_id = v.account_id
     )
     SELECT {{}} FROM load {"WHERE capacity - used_quarter <= ?" if near_capacity_only else ""}
     """
-    params: list[Any] = [quarter_start(today).isoformat(), today.isoformat(), *USING_CAPACITY]
+    params: list[Any] = list(use_params)
     params.append(settings.default_capacity)
     if near_capacity_only:
         params.append(NEAR_CAPACITY)
-    conn = _conn(db)
+    conn = connection(db)
     total = conn.execute(base.format("COUNT(*)"), params).fetchone()[0]
     rows = conn.execute(
         base.format("*") + "ORDER BY capacity - used_quarter, used_quarter DESC, name, external_id LIMIT ? OFFSET ?",

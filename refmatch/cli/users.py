@@ -1,6 +1,6 @@
-"""``refmatch user ...`` and ``refmatch token ...``: a click shell over ``refmatch.users``.
+"""``refmatch user ...`` and ``refmatch token ...``: a click shell over ``refmatch.app.users``.
 
-Registered by ``refmatch.cli`` (import that module, not this one). Passwords are
+Registered by ``refmatch.cli``. Passwords are
 prompted without echo, or read from stdin with --password-stdin; they are never printed.
 """
 
@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from refmatch import users
-from refmatch.cli import common
-from refmatch.errors import NotFound
-from refmatch.service import Service
+from refmatch.cli.common import common
+from refmatch.domain.errors import NotFound
+from refmatch.domain.vocabulary import ROLES
+
+if TYPE_CHECKING:
+    from refmatch.app.service import Service
 
 
 def _password(from_stdin: bool) -> str:
@@ -30,12 +33,14 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice(users.ROLES), help="What the user may do.")
+@click.option("--role", required=True, type=click.Choice(ROLES), help="What the user may do.")
 @click.option("--display-name", help="A name to show instead of the username.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 @common
 def user_add(service: Service, username: str, role: str, display_name: str | None, password_stdin: bool) -> None:
     """Create USERNAME with a ROLE (sales, cs, reference_manager, admin) and a password (8+ characters)."""
+    from refmatch.app import users
+
     created = users.add_user(service.db, username, _password(password_stdin), role, display_name)
     click.echo(f"user {created.username} created ({created.role})")
 
@@ -46,6 +51,8 @@ def user_add(service: Service, username: str, role: str, display_name: str | Non
 @common
 def user_set_password(service: Service, username: str, password_stdin: bool) -> None:
     """Set a new password for USERNAME."""
+    from refmatch.app import users
+
     users.set_password(service.db, username, _password(password_stdin))
     click.echo(f"password of {username} changed")
 
@@ -55,6 +62,8 @@ def user_set_password(service: Service, username: str, password_stdin: bool) -> 
 @common
 def user_unlock(service: Service, username: str) -> None:
     """Clear USERNAME's failed sign-ins, so it may sign in again at once (a locked address still waits)."""
+    from refmatch.app import users
+
     username = username.strip()
     cleared = users.clear_login_failures(service.db, username)
     if cleared:
@@ -71,6 +80,8 @@ def user_unlock(service: Service, username: str) -> None:
 @common
 def user_list(service: Service, fmt: str) -> None:
     """List the users and their roles."""
+    from refmatch.app import users
+
     found = users.list_users(service.db)
     if fmt == "json":
         click.echo(json.dumps([u.as_dict() for u in found], indent=2, ensure_ascii=False))
@@ -92,6 +103,8 @@ def token() -> None:
 @common
 def token_create(service: Service, username: str, name: str) -> None:
     """Create an API token for USERNAME and print it: it is shown this once and never again."""
+    from refmatch.app import users
+
     plaintext, token_id = users.create_token(service.db, username, name)
     click.echo(plaintext)
     click.echo(f"token {token_id} ({name}) created for {username}: store it now, it is not shown again", err=True)
@@ -102,6 +115,8 @@ def token_create(service: Service, username: str, name: str) -> None:
 @common
 def token_list(service: Service, username: str | None) -> None:
     """List API tokens (never their values), of USERNAME or of everyone."""
+    from refmatch.app import users
+
     found = users.list_tokens(service.db, username)
     if not found:
         click.echo("no tokens")
@@ -115,5 +130,7 @@ def token_list(service: Service, username: str | None) -> None:
 @common
 def token_revoke(service: Service, token_id: int) -> None:
     """Revoke the API token with this ID (see 'refmatch token list'); it stops working at once."""
+    from refmatch.app import users
+
     users.revoke_token(service.db, token_id)
     click.echo(f"token {token_id} revoked")

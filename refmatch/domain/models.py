@@ -7,9 +7,7 @@ from typing import Any
 
 import numpy as np
 
-PURPOSES = ("reference", "mentor", "retention")
-# the reference type each purpose asks for when the caller names none
-DEFAULT_REFERENCE_TYPE = {"reference": "call", "mentor": "mentoring", "retention": "peer_call"}
+from refmatch.domain.vocabulary import DEFAULT_REFERENCE_TYPE, PURPOSES  # noqa: F401 - re-exported
 
 
 @dataclass

@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
 
-from refmatch.batch import (
-    BatchParams,
-    Hooks,
-    RunInfo,
-    diff_runs,
-    format_report,
-    get_run,
-    list_runs,
-    result_rows,
-    resume_batch,
-    run_batch,
-)
-from refmatch.batch.exports import write_export
-from refmatch.cli import common
-from refmatch.models import PURPOSES
-from refmatch.service import Service
+from refmatch.cli.common import common
+from refmatch.domain.vocabulary import PURPOSES
+
+if TYPE_CHECKING:
+    from refmatch.app.service import Service
+    from refmatch.batch import RunInfo
 
 _RUN_OPTIONS = ("purpose", "k", "as_of", "greedy", "per_advocate", "depth", "partition_size", "no_build")
 
@@ -71,6 +61,13 @@ def batch(service: Service, resume_id: int | None, out: str | None, quiet: bool,
     is stored (see 'refmatch runs') and checkpointed per partition: a run that stops
     part-way is finished with --resume RUN_ID, with the same result.
     """
+    from refmatch.batch import (
+        BatchParams,
+        Hooks,
+        resume_batch,
+        run_batch,
+    )
+
     hooks = Hooks(progress=_bars(not quiet), on_stage=None if quiet else lambda e: click.echo(e.line(), err=True))
     if resume_id is not None:
         ctx = click.get_current_context()
@@ -95,6 +92,10 @@ def batch(service: Service, resume_id: int | None, out: str | None, quiet: bool,
 
 
 def _echo_run(run: RunInfo) -> None:
+    from refmatch.batch import (
+        format_report,
+    )
+
     p = run.params
     took = ""
     if run.finished_at:
@@ -126,6 +127,10 @@ def runs() -> None:
 @common
 def runs_list(service: Service, limit: int, fmt: str) -> None:
     """The latest runs, newest first."""
+    from refmatch.batch import (
+        list_runs,
+    )
+
     found = list_runs(service.conn, limit)
     if fmt == "json":
         click.echo(json.dumps([r.as_dict() for r in found], indent=2, ensure_ascii=False))
@@ -146,6 +151,10 @@ def runs_list(service: Service, limit: int, fmt: str) -> None:
 @common
 def runs_show(service: Service, run_id: int, fmt: str) -> None:
     """One run: parameters, model and index versions, times, status and report."""
+    from refmatch.batch import (
+        get_run,
+    )
+
     run = get_run(service.conn, run_id)
     if fmt == "json":
         click.echo(json.dumps(run.as_dict(), indent=2, ensure_ascii=False))
@@ -173,6 +182,10 @@ def runs_show(service: Service, run_id: int, fmt: str) -> None:
 @common
 def runs_diff(service: Service, run_a: int, run_b: int, limit: int, fmt: str) -> None:
     """What changed for whom from RUN_A to RUN_B (e.g. last night's run and tonight's)."""
+    from refmatch.batch import (
+        diff_runs,
+    )
+
     diff = diff_runs(service.conn, run_a, run_b)
     if fmt == "json":
         click.echo(json.dumps(diff.as_dict(), indent=2, ensure_ascii=False))
@@ -202,6 +215,12 @@ def runs_diff(service: Service, run_a: int, run_b: int, limit: int, fmt: str) ->
 @common
 def runs_export(service: Service, run_id: int, file: str) -> None:
     """Write a run's matches to FILE (.csv or .jsonl), atomically."""
+    from refmatch.batch import (
+        get_run,
+        result_rows,
+    )
+    from refmatch.batch.exports import write_export
+
     get_run(service.conn, run_id)
     count = write_export(result_rows(service.conn, run_id), file)
     click.echo(f"exported {count} matches of run {run_id} to {file}")

@@ -1,77 +1,22 @@
-"""The ``refmatch`` command: a thin click shell over ``refmatch.service``."""
+"""The core commands: init, import, index build / status / verify, match, demo."""
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from refmatch import importing
-from refmatch.config import load_settings
-from refmatch.errors import RefmatchError
-from refmatch.models import PURPOSES
-from refmatch.service import IMPORT_ORDER, Service, reset_files
+from refmatch.cli.common import common, progress_bars
+from refmatch.domain.vocabulary import IMPORT_KINDS, PURPOSES, REFERENCE_TYPES
+
+if TYPE_CHECKING:
+    from refmatch.app.service import Service
 
 
-class CliError(click.ClickException):
-    """``Error: message`` on stderr and the domain error's exit code."""
-
-    def __init__(self, error: RefmatchError):
-        super().__init__(error.message)
-        self.exit_code = error.exit_code
-
-
-def common(func: Callable) -> Callable:
-    """--db / --index-dir / --model on every command; domain errors become CLI errors."""
-
-    @click.option("--db", "db", metavar="FILE", help="SQLite database [env REFMATCH_DB; default refmatch.db].")
-    @click.option("--index-dir", metavar="DIR", help="Index directory [env REFMATCH_INDEX_DIR; default indexes].")
-    @click.option("--model", metavar="NAME", help="Embedding model: path or name [env REFMATCH_MODEL].")
-    @functools.wraps(func)
-    def wrapper(db: str | None, index_dir: str | None, model: str | None, **kwargs: Any) -> Any:
-        ctx = click.get_current_context()
-        encoder = (ctx.obj or {}).get("encoder")  # tests inject a fake encoder here
-        try:
-            settings = load_settings({"db": db, "index_dir": index_dir, "model": model})
-            service = Service(settings, encoder=encoder)
-            try:
-                return func(service, **kwargs)
-            finally:
-                service.close()
-        except RefmatchError as exc:
-            raise CliError(exc) from None
-
-    return wrapper
-
-
-def progress_bars(enabled: bool = True):
-    """A factory of tqdm bars for embedding progress (stderr; silent when not wanted)."""
-    from tqdm import tqdm
-
-    bars = []
-
-    def factory(name: str, total: int) -> Callable[[int], None]:
-        bar = tqdm(total=total or None, desc=f"embedding {name}", unit="text", disable=not enabled, leave=False)
-        bars.append(bar)
-        return bar.update
-
-    return factory
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="refmatch")
-def cli() -> None:
-    """refmatch: match customers to peer references who are further along the same journey.
-
-    Typical flow: init -> import accounts / needs / advocates -> index build -> match.
-    """
-
-
-@cli.command()
+@click.command()
 @common
 def init(service: Service) -> None:
     """Create (or migrate) the database."""
@@ -79,8 +24,8 @@ def init(service: Service) -> None:
     click.echo(f"database ready: {service.settings.db_path}")
 
 
-@cli.command("import")
-@click.argument("kind", type=click.Choice(IMPORT_ORDER))
+@click.command("import")
+@click.argument("kind", type=click.Choice(IMPORT_KINDS))
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Validate and count only; write nothing.")
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows and write the rejects to a file.")
@@ -103,7 +48,7 @@ def import_(
         click.echo("run 'refmatch index build' to bring the indexes up to date", err=True)
 
 
-@cli.group()
+@click.group()
 def index() -> None:
     """Build and check the FAISS indexes (account profiles and needs)."""
 
@@ -155,11 +100,11 @@ def index_verify(service: Service) -> None:
     click.echo("indexes verified: every vector matches its text")
 
 
-@cli.command()
+@click.command()
 @click.argument("external_id", required=False)
 @click.option("--purpose", type=click.Choice(PURPOSES), default="reference", show_default=True)
 @click.option("-k", type=int, default=None, help="How many matches [default 5].")
-@click.option("--reference-type", type=click.Choice(importing.REFERENCE_TYPES), help="Reference type asked for.")
+@click.option("--reference-type", type=click.Choice(REFERENCE_TYPES), help="Reference type asked for.")
 @click.option("--product", help="The product the seeker needs a peer on.")
 @click.option("--text", help="Ad-hoc seeker: a free-text description of the prospect.")
 @click.option("--need", "needs", multiple=True, help="Ad-hoc seeker: an open need (repeatable).")
@@ -211,13 +156,15 @@ def match(service: Service, external_id: str | None, text: str | None, fmt: str,
             click.echo(f"     - {reason}")
 
 
-@cli.command()
+@click.command()
 @click.option("--fresh", is_flag=True, help="Delete the database and indexes first.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @common
 def demo(service: Service, fresh: bool, quiet: bool) -> None:
     """Load the bundled demo dataset (Irish Top 1000 + generated journeys) and build the indexes."""
     if fresh:
+        from refmatch.app.service import reset_files
+
         service.close()
         reset_files(service.settings)
     make_bar = progress_bars(not quiet)
@@ -229,31 +176,9 @@ def demo(service: Service, fresh: bool, quiet: bool) -> None:
         return make_bar(name, pending.get(name, 0))
 
     service.load_demo(progress=factory, echo=click.echo)
-    from refmatch.users import DEMO_USERS, ensure_demo_users
+    from refmatch.app.users import DEMO_USERS, ensure_demo_users
 
     if created := ensure_demo_users(service.db):
         shown = ", ".join(f"{DEMO_USERS[name]}: {name} / {password}" for name, password in created.items())
         click.echo(f"demo users (role: username / password): {shown}")
     click.echo("demo ready. Try: refmatch match --help, or refmatch match <EXTERNAL_ID> from the accounts")
-
-
-# Command groups of other areas live in their own modules; each registers itself here.
-from refmatch.cli_risk import risk  # noqa: E402
-
-cli.add_command(risk)
-from refmatch.cli_batch import batch, runs  # noqa: E402
-
-cli.add_command(batch)
-cli.add_command(runs)
-from refmatch.cli_users import token, user  # noqa: E402
-
-cli.add_command(user)
-cli.add_command(token)
-from refmatch.cli_serve import serve  # noqa: E402
-
-cli.add_command(serve)
-# (web)
-
-
-def main() -> None:
-    cli(prog_name="refmatch")

@@ -1,6 +1,6 @@
-"""``refmatch risk ...``: a click shell over ``refmatch.risk_service``.
+"""``refmatch risk ...``: a click shell over ``refmatch.app.risk``.
 
-Registered by ``refmatch.cli`` (import that module, not this one).
+Registered by ``refmatch.cli``.
 """
 
 from __future__ import annotations
@@ -8,14 +8,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from refmatch import risk_service
-from refmatch.cli import common
-from refmatch.risk import LEVELS
-from refmatch.service import Service
+from refmatch.cli.common import common
+from refmatch.domain.vocabulary import RISK_LEVELS as LEVELS
+
+if TYPE_CHECKING:
+    from refmatch.app.service import Service
 
 _AS_OF = click.option("--as-of", metavar="DATE", help="Score as of this date, YYYY-MM-DD [default: today].")
 _CONFIG = click.option(
@@ -48,6 +49,8 @@ def risk(
     their weights and thresholds are in a TOML file: see 'refmatch risk config'. Scores are
     stored after every import of accounts or signals, and by 'refmatch risk update'.
     """
+    from refmatch.app import risk as risk_service
+
     if click.get_current_context().invoked_subcommand is not None:
         return
     listing = risk_service.risk_list(service, as_of=as_of, level=level, config_path=config_path, limit=limit)
@@ -88,6 +91,8 @@ def risk_update(service: Service, as_of: str | None, rebuild: bool, config_path:
     below it (resolved) or churns. The first run replays the signal history; later runs
     go on from the last one. Run it nightly, before matching.
     """
+    from refmatch.app import risk as risk_service
+
     click.echo(risk_service.update(service, as_of=as_of, rebuild=rebuild, config_path=config_path).summary())
 
 
@@ -99,6 +104,8 @@ def risk_update(service: Service, as_of: str | None, rebuild: bool, config_path:
 @common
 def risk_show(service: Service, external_id: str, as_of: str | None, fmt: str, config_path: str | None) -> None:
     """One account's risk: score, level, every rule's measured value, and its risk episodes."""
+    from refmatch.app import risk as risk_service
+
     data = risk_service.account_risk(service, external_id, as_of=as_of, config_path=config_path)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
@@ -126,6 +133,8 @@ def risk_show(service: Service, external_id: str, as_of: str | None, fmt: str, c
 @common
 def risk_episodes(service: Service, external_id: str | None, outcome: str | None, fmt: str) -> None:
     """List recorded risk episodes (of EXTERNAL_ID, or of every account), newest first."""
+    from refmatch.app import risk as risk_service
+
     found = risk_service.episodes(service, external_id=external_id, outcome=outcome)
     if fmt == "json":
         click.echo(json.dumps(found, indent=2, ensure_ascii=False))
@@ -147,6 +156,8 @@ def risk_episodes(service: Service, external_id: str | None, outcome: str | None
 @common
 def risk_match(service: Service, external_id: str, purpose: str, k: int | None, fmt: str) -> None:
     """Peers for EXTERNAL_ID with its risk: retention (who overcame the same troubles) or mentor."""
+    from refmatch.app import risk as risk_service
+
     call = risk_service.retention_matches if purpose == "retention" else risk_service.mentor_matches
     found = call(service, external_id, k=k)
     if fmt == "json":
@@ -183,6 +194,8 @@ def risk_fit(
     labelled by churn within --horizon days. Judged on held-out accounts. The rules stay
     the default either way; the report is saved for the UI.
     """
+    from refmatch.app import risk as risk_service
+
     report = risk_service.fit(
         service, as_of=as_of, horizon_days=horizon, test_share=test_share, seed=seed, config_path=config_path
     )
@@ -198,6 +211,8 @@ def risk_churn(service: Service, file: str, dry_run: bool) -> None:
 
     Open risk episodes of those accounts end as churned, and 'refmatch risk fit' learns from them.
     """
+    from refmatch.app import risk as risk_service
+
     click.echo(risk_service.import_churn(service, file, dry_run=dry_run).summary())
 
 
@@ -208,6 +223,8 @@ def risk_churn(service: Service, file: str, dry_run: bool) -> None:
 @common
 def risk_config(service: Service, init: bool, force: bool, config_path: str | None) -> None:
     """Show the risk rules in force (or write the defaults to edit with --init)."""
+    from refmatch.app import risk as risk_service
+
     if init:
         click.echo(f"wrote {risk_service.init_config(service, force=force)}: edit it; it applies to every risk command")
         return

@@ -1,0 +1,62 @@
+"""The threads of this process: how many each compute pool (torch, BLAS, OpenMP, FAISS) may start.
+
+torch, OpenBLAS and FAISS each start a pool as large as the machine in every process.
+With two server workers on two cores those pools oversubscribe the CPU and spin against
+each other (issue 9 measured a stored-seeker match at p50 113 ms with default pools
+against 1.5 ms with one thread per process). So a serving process gives each pool
+``cores // workers`` threads, and FAISS one thread per request thread (one query at a
+time is fastest on one thread). ``scripts/bench_api.py --default-threads`` shows the
+difference.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_process(processes: int, available: int | None = None) -> int:
+    """Threads each of ``processes`` processes may use so that together they do not exceed the cores."""
+    return max(1, (available or cores()) // max(1, processes))
+
+
+def set_env_threads(n: int) -> None:
+    """Pools that libraries start when they load read these: call before numpy, torch or FAISS load."""
+    for name in _ENV:
+        os.environ[name] = str(n)
+
+
+def limit_threads(n: int) -> dict[str, int]:
+    """Hold every pool already loaded in this process to ``n`` threads; what was limited, by pool.
+
+    threadpoolctl finds the BLAS and OpenMP libraries loaded (NumPy's OpenBLAS, the OpenMP
+    runtimes of torch and FAISS); torch's intra-op pool is set through torch itself, and only
+    if torch is loaded (importing it costs seconds).
+    """
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    threadpool_limits(limits=n)
+    limited = {f"{p['user_api']}:{p['internal_api']}": p["num_threads"] for p in threadpool_info()}
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        torch.set_num_threads(n)
+        limited["torch"] = torch.get_num_threads()
+    set_search_threads_here()
+    return limited
+
+
+def set_search_threads_here() -> None:
+    """One FAISS thread for the searches of the calling thread (OpenMP counts per thread)."""
+    from refmatch.index.threads import set_search_threads
+
+    set_search_threads(1)

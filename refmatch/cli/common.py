@@ -1,0 +1,63 @@
+"""What every command shares: --db / --index-dir / --model, domain errors as ``Error:`` lines, progress bars.
+
+Heavy modules (the service, hence numpy, FAISS, torch) are imported when a command
+runs, never when the CLI starts, so ``refmatch --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from refmatch.domain.errors import RefmatchError
+
+
+class CliError(click.ClickException):
+    """``Error: message`` on stderr and the domain error's exit code."""
+
+    def __init__(self, error: RefmatchError):
+        super().__init__(error.message)
+        self.exit_code = error.exit_code
+
+
+def common(func: Callable) -> Callable:
+    """--db / --index-dir / --model on every command; domain errors become CLI errors."""
+
+    @click.option("--db", "db", metavar="FILE", help="SQLite database [env REFMATCH_DB; default refmatch.db].")
+    @click.option("--index-dir", metavar="DIR", help="Index directory [env REFMATCH_INDEX_DIR; default indexes].")
+    @click.option("--model", metavar="NAME", help="Embedding model: path or name [env REFMATCH_MODEL].")
+    @functools.wraps(func)
+    def wrapper(db: str | None, index_dir: str | None, model: str | None, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        encoder = (ctx.obj or {}).get("encoder")  # tests inject a fake encoder here
+        try:
+            from refmatch.app.service import Service
+            from refmatch.config import load_settings
+
+            settings = load_settings({"db": db, "index_dir": index_dir, "model": model})
+            service = Service(settings, encoder=encoder)
+            try:
+                return func(service, **kwargs)
+            finally:
+                service.close()
+        except RefmatchError as exc:
+            raise CliError(exc) from None
+
+    return wrapper
+
+
+def progress_bars(enabled: bool = True):
+    """A factory of tqdm bars for embedding progress (stderr; silent when not wanted)."""
+    from tqdm import tqdm
+
+    bars = []
+
+    def factory(name: str, total: int) -> Callable[[int], None]:
+        bar = tqdm(total=total or None, desc=f"embedding {name}", unit="text", disable=not enabled, leave=False)
+        bars.append(bar)
+        return bar.update
+
+    return factory
