@@ -114,6 +114,13 @@ REGISTRY: tuple[Setting, ...] = (
         int,
     ),
     Setting("login_window_minutes", 15, "The window, in minutes, in which failed sign-ins are counted.", int),
+    Setting(
+        "compute_threads",
+        0,
+        "Threads each server worker's compute pools (torch, BLAS, OpenMP) may use; 0: the cores divided by "
+        "--workers, so that the workers together do not oversubscribe the CPU.",
+        int,
+    ),
 )
 
 _BY_NAME = {s.name: s for s in REGISTRY}
@@ -147,6 +154,7 @@ class Settings:
     secure_cookies: bool = False
     login_max_failures: int = 5
     login_window_minutes: int = 15
+    compute_threads: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -186,6 +194,8 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
     for name in ("login_max_failures", "login_window_minutes"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{_BY_NAME[name].env}: must be at least 1")
+    if settings.compute_threads < 0:
+        raise ConfigError("REFMATCH_COMPUTE_THREADS: must be 0 (automatic) or more")
     return settings
 
 

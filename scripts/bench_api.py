@@ -4,9 +4,10 @@
     python scripts/bench_api.py                       # the demo (real model; builds it: ~80 s)
     python scripts/bench_api.py --accounts 100000     # synthetic 100k accounts (bench_match.py's data)
     python scripts/bench_api.py --clients 8 --duration 20
+    python scripts/bench_api.py --workers 2 --compute-threads 2   # each worker's pools as large as the machine
 
 Starts the server in its own process (``refmatch serve`` for the demo; for synthetic
-data the same app and waitress with bench_match.py's encoder, whose vectors the indexes
+data the same app and server (gunicorn) with bench_match.py's encoder, whose vectors the indexes
 hold, embedding ad-hoc queries with the real model), waits for /readyz, then runs
 ``--clients`` keep-alive HTTP clients for ``--duration`` seconds per endpoint:
 
@@ -112,29 +113,27 @@ def token_and_seekers(folder: Path) -> tuple[str, list[str]]:
 
 
 def serve_synthetic(args: argparse.Namespace) -> None:
-    """(--serve) The app under waitress with the synthetic encoder's name and the real model for queries."""
+    """(--serve) The app under gunicorn with the synthetic encoder's name and the real model for queries."""
     from bench_match import QueryEncoder
 
     from refmatch.config import load_settings
     from refmatch.embed.st import SentenceTransformerEncoder
-    from refmatch.web.server import prefork, run
+    from refmatch.web.server import serve
 
     settings = load_settings({"db": args.db, "index_dir": args.index_dir}, env={})
     encoder = QueryEncoder(SentenceTransformerEncoder("all-MiniLM-L6-v2"))  # loads in each worker, on first use
-    if args.workers > 1:
-        prefork(settings, encoder, "127.0.0.1", args.port, args.threads, args.workers)
-    else:
-        run(settings, encoder, args.threads, host="127.0.0.1", port=args.port)
+    serve(settings, encoder, host="127.0.0.1", port=args.port, workers=args.workers, threads=args.threads,
+          compute_threads=args.compute_threads)  # fmt: skip
 
 
 def start_server(folder: Path, args: argparse.Namespace, port: int) -> subprocess.Popen:
     if args.accounts == 0:
         cmd = [sys.executable, "-m", "refmatch", "serve", "--port", str(port), "--threads", str(args.threads),
-               "--workers", str(args.workers)]  # fmt: skip
+               "--workers", str(args.workers), "--compute-threads", str(args.compute_threads)]  # fmt: skip
     else:
         cmd = [sys.executable, __file__, "--serve", "--db", str(folder / "bench.db"),
                "--index-dir", str(folder / "indexes"), "--port", str(port), "--threads", str(args.threads),
-               "--workers", str(args.workers)]  # fmt: skip
+               "--workers", str(args.workers), "--compute-threads", str(args.compute_threads)]  # fmt: skip
     log = open(folder / "server.log", "w")  # noqa: SIM115 - lives as long as the server
     return subprocess.Popen(cmd, env=env_for(folder), stdout=log, stderr=subprocess.STDOUT)
 
@@ -151,7 +150,7 @@ def wait_ready(port: int, proc: subprocess.Popen, folder: Path, workers: int, ti
             body = json.loads(response.read())
             conn.close()
             log = (folder / "server.log").read_text()
-            if response.status == 200 and (workers == 1 or log.count(" ready\n") >= workers):
+            if response.status == 200 and (workers == 1 or log.count(" ready (") >= workers):
                 return time.perf_counter() - t
             if body["checks"]["indexes"]["ok"] is False and "stale" in body["checks"]["indexes"]["message"]:
                 raise SystemExit(f"indexes stale: {body}")
@@ -283,6 +282,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring each endpoint")
     parser.add_argument("--threads", type=int, default=1, help="server request threads per worker")
     parser.add_argument("--workers", type=int, default=1, help="server processes (refmatch serve --workers)")
+    parser.add_argument("--compute-threads", type=int, default=0,
+                        help="threads per worker for torch/BLAS/OpenMP; 0: cores // workers (the default)")  # fmt: skip
     parser.add_argument("--endpoints", default="matches,match", help=f"comma-separated, of: {', '.join(ENDPOINTS)}")
     parser.add_argument("--data-dir", help="build into (or reuse) this folder instead of a temporary one")
     parser.add_argument("--seed", type=int, default=7)
@@ -326,7 +327,9 @@ def main() -> None:
                 )
                 endpoint = ENDPOINTS[kind]
                 line = {"phase": "load", "endpoint": endpoint, "accounts": size, "clients": args.clients}
+                threads = args.compute_threads or max(1, (os.cpu_count() or 1) // args.workers)
                 line.update(server_threads=args.threads, server_workers=args.workers, duration_s=args.duration)
+                line.update(compute_threads=threads)
                 line.update(result, server_peak_rss_mb=peak_rss_mb(proc.pid), server_pss_mb=pss_mb(proc.pid))
                 print(json.dumps(line), flush=True)
         finally:

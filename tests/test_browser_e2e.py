@@ -189,9 +189,9 @@ def test_serve_with_two_workers(demo_dir):
         port = int(base.rsplit(":", 1)[1])
         log = demo_dir / f"serve-{port}.log"
         deadline = time.monotonic() + 180
-        while log.read_text().count(" ready\n") < 2 and time.monotonic() < deadline:
+        while log.read_text().count(" ready (") < 2 and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert log.read_text().count(" ready\n") == 2, log.read_text()
+        assert log.read_text().count(" ready (") == 2, log.read_text()
         assert "with 2 workers" in log.read_text()
         for _ in range(8):
             status, body = api(base, "/readyz")

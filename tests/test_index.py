@@ -372,7 +372,9 @@ def test_crash_while_writing_index_keeps_old_pair(tmp_path, small, monkeypatch):
             fh.write(b"IxM2" + b"\x00" * 4096)  # a partial file, then the "crash"
         raise OSError("disk full")
 
-    monkeypatch.setattr(files_module.faiss, "write_index", torn_write)
+    import faiss
+
+    monkeypatch.setattr(faiss, "write_index", torn_write)
     with pytest.raises(OSError, match="disk full"):
         save_index(new, tmp_path, "advocates", {"data_version": 2})
     _assert_old_pair_loads(tmp_path, old, queries)

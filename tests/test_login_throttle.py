@@ -264,12 +264,12 @@ def test_serve_secure_cookies_flag(run, monkeypatch):
     import refmatch.web.server
 
     served = []
-    monkeypatch.setattr(refmatch.web.server, "run", lambda settings, *_args, **_kwargs: served.append(settings))
+    monkeypatch.setattr(refmatch.web.server, "serve", lambda settings, *_args, **_kwargs: served.append(settings))
     assert run("serve").exit_code == 0
     out = run("serve", "--secure-cookies")
     assert out.exit_code == 0, out.output
     assert [s.secure_cookies for s in served] == [False, True]
-    assert "behind HTTPS" in run("serve", "--help").output
+    assert "behind HTTPS" in " ".join(run("serve", "--help").output.split())
 
     app = create_app({"REFMATCH_SETTINGS": served[1], "REFMATCH_ENCODER": FakeEncoder()})
     try:

@@ -146,3 +146,18 @@ def test_unchanged_data_version_bump_does_not_make_index_stale(world, tmp_path):
     world.import_file("accounts", write_csv(tmp_path / "same.csv", [account("A1", employees=600)]))
     assert names(world.match_account("P1", k=10)) == ["A1", "A2", "A3"]
     assert isinstance(world.conn, sqlite3.Connection)
+
+
+def test_catalog_memos_declare_what_they_read(world):
+    """with_usage keeps what the slot counts cannot change and drops the rest; an undeclared memo is refused."""
+    from refmatch.match.catalog import DERIVED, with_usage
+
+    catalog = world.catalog()
+    catalog.offers("call")
+    catalog.memo("available", ("call", 4, 60.0), lambda: "computed from the slot counts")
+    catalog.memo("standing", 60.0, lambda: "computed from the accounts only")
+    fresh = with_usage(catalog, world.conn)
+    assert set(fresh.memos) == {"offers", "standing"}
+    assert {name for name, reads in DERIVED.items() if "usage" in reads} == {"available"}
+    with pytest.raises(KeyError, match="not declared"):
+        catalog.memo("undeclared", None, lambda: 1)

@@ -102,7 +102,8 @@ def test_mentor_eligibility_same_product_mentoring_consent_and_not_at_risk(servi
     found = risk_service.mentor_matches(service, "M", k=10)
     assert sorted(m.external_id for m in found.result.matches) == ["G1", "G5"]
     assert found.risk.external_id == "M" and not found.risk.at_risk
-    listed = risk_service.onboarding_with_mentors(service, k=10)
+    listed, total = risk_service.onboarding_page(service, limit=10, offset=0)
+    assert total == 2
     assert [(o["external_id"], sorted(m["advocate"]["external_id"] for m in o["matches"])) for o in listed] == [
         ("G6", ["G1", "G5"]),  # same stage_since: by external id
         ("M", ["G1", "G5"]),
@@ -110,7 +111,9 @@ def test_mentor_eligibility_same_product_mentoring_consent_and_not_at_risk(servi
 
 
 def test_at_risk_list_with_retention_peers(peers):
-    rows = risk_service.at_risk_with_matches(peers, k=2)
+    risk_service.ensure_current(peers)
+    rows, total, level = risk_service.at_risk_page(peers, level=None, limit=10, offset=0)
+    assert (total, level) == (2, "medium")
     assert sorted(r["external_id"] for r in rows) == ["R4", "S"]
     s = next(r for r in rows if r["external_id"] == "S")
     assert s["level"] == "medium" and s["at_risk_since"] is not None

@@ -1,42 +1,106 @@
-"""The prefork workers share out keep-alive connections instead of the first to wake taking most."""
+"""Serving under gunicorn: workers that die are replaced while the others answer; SIGTERM stops cleanly."""
 
-import multiprocessing
+from __future__ import annotations
 
-from refmatch.web.server import _balance
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
 
+import pytest
 
-class FakeServer:
-    """What ``_balance`` uses of a waitress server: ``readable()`` and ``active_channels``."""
+from refmatch.app import users
+from refmatch.web.server import check_port
+from tests.e2e_demo import free_port
 
-    def __init__(self):
-        self.active_channels = {}
-        self.accepting = True
-
-    def readable(self):
-        return self.accepting
-
-
-def test_a_worker_listens_only_while_it_holds_no_more_connections_than_any_other():
-    counts = multiprocessing.RawArray("i", 2)
-    first, second = FakeServer(), FakeServer()
-    _balance(first, counts, 0)
-    _balance(second, counts, 1)
-    assert first.readable() and second.readable()  # 0 and 0: both may accept
-
-    first.active_channels[10] = object()  # the first accepted one
-    assert not first.readable()  # 1 > 0: it stops listening ...
-    assert second.readable()  # ... and the other takes the next
-    assert list(counts) == [1, 0]
-
-    second.active_channels[11] = object()
-    assert second.readable() and first.readable()  # 1 and 1 (each publishes its count on its loop's turn)
-    del first.active_channels[10]  # a client hung up
-    assert first.readable() and not second.readable()
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_waitress_own_refusal_still_holds():
-    counts = multiprocessing.RawArray("i", 2)
-    server = FakeServer()
-    _balance(server, counts, 0)
-    server.accepting = False  # e.g. waitress's connection limit reached
-    assert not server.readable()
+def workers_of(pid: int) -> set[int]:
+    try:
+        return set(map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split()))
+    except OSError:
+        return set()
+
+
+def get(url: str, token: str | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def server(world, tmp_path):
+    """``refmatch.web.server.serve`` with 2 workers over the small world, in its own process."""
+    token, _ = users.create_token(world.db, users.add_user(world.db, "api", "long enough", "sales").username, "t")
+    world.close()
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.serve_fake", world.settings.db, world.settings.index_dir, str(port), "2"],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: log.read_text().count(" ready (") >= 2 or proc.poll() is not None, what="2 workers")
+        assert proc.poll() is None, log.read_text()
+        yield proc, base, token, log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_killed_worker_is_replaced_while_the_other_answers(server):
+    proc, base, token, log = server
+    assert get(base + "/readyz")[0] == 200
+    status, body = get(base + "/api/v1/accounts/P1/matches?k=2", token)
+    assert status == 200 and body["matches"][0]["advocate"]["external_id"] == "A1"
+    before = workers_of(proc.pid)
+    assert len(before) == 2
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+
+    answered = [get(base + "/api/v1/accounts/P1/matches?k=2", token)[0] for _ in range(20)]
+    assert answered == [200] * 20  # the other worker answers every request meanwhile
+    after = wait_for(lambda: (w := workers_of(proc.pid)) and len(w) == 2 and victim not in w and w, what="a new worker")
+    assert len(after - before) == 1
+    wait_for(lambda: log.read_text().count(" ready (") >= 3, what="the new worker to load")
+    assert "ready (1 compute thread(s))" in log.read_text()  # 2 workers share this machine's cores
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=40) == 0
+    assert not any(Path(f"/proc/{w}").exists() for w in after)
+
+
+def test_a_port_in_use_is_refused_before_loading_anything():
+    import socket
+
+    from refmatch.domain.errors import ConfigError
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"port {port} on 127.0.0.1 is already in use"):
+            check_port("127.0.0.1", port)
+    check_port("127.0.0.1", port)  # free again

@@ -1,7 +1,25 @@
-"""Vector indexes: the ``VectorIndex`` contract, NumPy reference, FAISS, files."""
+"""Vector indexes: the ``VectorIndex`` contract, NumPy reference, FAISS, files.
 
-from refmatch.index.base import NumpyIndex, VectorIndex
-from refmatch.index.faiss_index import FaissIndex, IndexKind
-from refmatch.index.files import load_index, save_index
+Names are resolved lazily: FAISS loads only where an index is built, read or searched,
+so ``refmatch index status`` (which reads manifests) starts without it.
+"""
 
-__all__ = ["FaissIndex", "IndexKind", "NumpyIndex", "VectorIndex", "load_index", "save_index"]
+from importlib import import_module
+from typing import Any
+
+_NAMES = {
+    "NumpyIndex": "refmatch.index.base",
+    "VectorIndex": "refmatch.index.base",
+    "FaissIndex": "refmatch.index.faiss_index",
+    "IndexKind": "refmatch.index.faiss_index",
+    "load_index": "refmatch.index.files",
+    "save_index": "refmatch.index.files",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _NAMES:
+        raise AttributeError(f"module 'refmatch.index' has no attribute {name!r}")
+    return getattr(import_module(_NAMES[name]), name)

@@ -3,8 +3,8 @@
 FAISS ids are our SQLite integer primary keys (``IndexIDMap2`` +
 ``add_with_ids``). Below ``hnsw_threshold`` vectors the index is an exact
 ``IndexFlatIP``; above it, ``IndexHNSWFlat``. Approximate indexes lose recall
-under tight eligibility filters, so ``search`` plans each filtered query
-(see STACK.md, "Lesson"):
+under tight eligibility filters (measured by ``scripts/bench_index.py``), so
+``search`` plans each filtered query:
 
 * small eligible set (or any set on a flat index): score exactly the eligible
   rows, read in place from FAISS's own storage, never copying the index;

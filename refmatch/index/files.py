@@ -19,13 +19,14 @@ import re
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import faiss
 import numpy as np
 
 from refmatch.domain.errors import InvalidInput, StaleIndex
-from refmatch.index.faiss_index import FaissIndex
+
+if TYPE_CHECKING:  # FAISS loads only where an index is read or written, not to read a manifest
+    from refmatch.index.faiss_index import FaissIndex
 
 __all__ = ["index_paths", "load_index", "save_index"]
 
@@ -75,6 +76,8 @@ def save_index(index: FaissIndex, directory: Path, name: str, manifest: dict[str
     ``faiss_version``, ``numpy_version``, ``saved_at`` and ``index_params``
     beside the caller's keys (which these override).
     """
+    import faiss
+
     index_path, manifest_path = index_paths(directory, name)
     directory = index_path.parent
     directory.mkdir(parents=True, exist_ok=True)
@@ -120,16 +123,10 @@ def _temp_path(directory: Path, final_name: str, temps: list[Path]) -> Path:
     return Path(tmp)
 
 
-def load_index(directory: Path, name: str, *, mmap: bool = False) -> tuple[FaissIndex, dict[str, Any]]:
-    """Load an index and its manifest, or raise ``StaleIndex`` saying why.
+def read_manifest(directory: Path, name: str) -> dict[str, Any]:
+    """The manifest of an index whose file is there and matches it (checksum), or ``StaleIndex`` saying why.
 
-    Refuses a missing or unreadable pair, and one whose checksum, count, dim or
-    kind disagree (a torn save, or a file replaced behind our back).
-
-    ``mmap``: map the stored vectors from the file instead of reading them into memory
-    (FAISS's ``IO_FLAG_MMAP_IFC``), read-only. Pages load as rows are read and are
-    shared through the page cache by every process serving the same file; a save
-    replaces the file (new inode), so a mapping never sees a half-written one.
+    Reads no vectors and needs no FAISS: what ``index status`` needs.
     """
     index_path, manifest_path = index_paths(directory, name)
     where = f"index {name!r} in {index_path.parent}"
@@ -151,6 +148,27 @@ def load_index(directory: Path, name: str, *, mmap: bool = False) -> tuple[Faiss
             f"{where}: index file does not match its manifest (checksum differs; "
             "an interrupted save?); rebuild the index"
         )
+    return manifest
+
+
+def load_index(directory: Path, name: str, *, mmap: bool = False) -> tuple[FaissIndex, dict[str, Any]]:
+    """Load an index and its manifest, or raise ``StaleIndex`` saying why.
+
+    Refuses a missing or unreadable pair, and one whose checksum, count, dim or
+    kind disagree (a torn save, or a file replaced behind our back).
+
+    ``mmap``: map the stored vectors from the file instead of reading them into memory
+    (FAISS's ``IO_FLAG_MMAP_IFC``), read-only. Pages load as rows are read and are
+    shared through the page cache by every process serving the same file; a save
+    replaces the file (new inode), so a mapping never sees a half-written one.
+    """
+    import faiss
+
+    from refmatch.index.faiss_index import FaissIndex
+
+    manifest = read_manifest(directory, name)
+    index_path, _ = index_paths(directory, name)
+    where = f"index {name!r} in {index_path.parent}"
     try:
         raw = faiss.read_index(str(index_path), faiss.IO_FLAG_MMAP_IFC if mmap else 0)
         params = manifest.get("index_params") or {}

@@ -13,16 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from refmatch.domain.errors import StaleIndex
 from refmatch.embed.base import Encoder
 from refmatch.embed.cache import embed_texts
-from refmatch.index.faiss_index import FaissIndex
-from refmatch.index.files import index_paths, load_index, save_index
+from refmatch.index.files import index_paths, load_index, read_manifest, save_index
 from refmatch.store.db import data_version
 from refmatch.store.repo import indexed_texts, text_hash
+
+if TYPE_CHECKING:  # FAISS loads where an index is built or read, not for status
+    from refmatch.index.faiss_index import FaissIndex
 
 INDEX_NAMES = ("profiles", "needs")
 HASH_CHARS = 16
@@ -122,15 +125,15 @@ def index_status(conn: sqlite3.Connection, index_dir: Path, name: str, model: st
     ids, _, hashes = _desired(conn, name)
     status = IndexStatus(name=name, exists=False, expected_model=model, expected_count=len(ids))
     try:
-        index, manifest = load_index(index_dir, name)
+        manifest = read_manifest(index_dir, name)
     except StaleIndex as exc:
         status.exists = (Path(index_dir) / f"{name}.faiss").exists()
         status.problem = str(exc) if status.exists else None
         return status
     status.exists = True
     status.model = manifest.get("model")
-    status.count = len(index)
-    status.kind = index.kind
+    status.count = int(manifest["count"])
+    status.kind = manifest["kind"]
     status.data_version = manifest.get("data_version")
     status.built_at = manifest.get("built_at")
     status.missing, status.deleted, status.changed = _diff(manifest, ids, hashes)
@@ -173,6 +176,8 @@ def build_index(
             _save(index, index_dir, name, encoder.name, ids, hashes, version, texts_at)
             return BuildReport(name, len(to_add), removed, embedded, len(index), index.kind, rebuilt=False)
     vectors, embedded = embed_texts(conn, encoder, texts, progress=progress)
+    from refmatch.index.faiss_index import FaissIndex
+
     if len(ids):
         index = FaissIndex.build(ids, vectors, hnsw_threshold=hnsw_threshold)
     else:

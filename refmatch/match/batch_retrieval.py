@@ -30,10 +30,10 @@ from refmatch.domain.models import Seeker
 from refmatch.index.base import VectorIndex
 from refmatch.index.threads import exact_knn
 from refmatch.match.catalog import Catalog
-from refmatch.match.eligibility import Rules, capacity_of, eligible_mask
+from refmatch.match.eligibility import Rules, capacity_of, eligible_mask, excluded_rows
 from refmatch.match.engine import Indexes
 from refmatch.match.retention import add_shared_troubles, trouble_candidates
-from refmatch.match.scoring import Candidates, met_need_coverage, need_credit, score_candidates
+from refmatch.match.scoring import Candidates, met_need_coverage, need_credit, score_candidates, take
 
 __all__ = ["RetrievalContext", "Scored", "group_key", "retrieve_group", "take"]
 
@@ -83,7 +83,6 @@ class RetrievalContext:
     capacity: np.ndarray  # per account row: the quarterly capacity that applies
     open_order: np.ndarray  # indices into the need arrays of open needs, grouped by account row
     open_start: np.ndarray  # CSR offsets per account row into open_order
-    blocked_by: dict[str, np.ndarray]  # external id -> rows of the accounts whose do_not_match names it
     need_owner: np.ndarray  # need id -> the id of the account it belongs to
     profile_rows: _Rows | None = None
     need_rows: _Rows | None = None
@@ -95,17 +94,12 @@ class RetrievalContext:
         start = np.searchsorted(catalog.need_account_row[order], np.arange(len(catalog.ids) + 1))
         owner = np.zeros(int(catalog.need_ids.max(initial=0)) + 1, dtype=np.int64)
         owner[catalog.need_ids] = catalog.ids[catalog.need_account_row]
-        blocked: dict[str, list[int]] = {}
-        for account_id, names in catalog.do_not_match.items():
-            for name in names:
-                blocked.setdefault(name, []).append(catalog.row(account_id))
         return cls(
             catalog=catalog,
             indexes=indexes,
             capacity=capacity_of(catalog, default_capacity),
             open_order=order,
             open_start=start,
-            blocked_by={k: np.asarray(v, dtype=np.int64) for k, v in blocked.items()},
             need_owner=owner,
             profile_rows=_Rows(indexes.profiles) if indexes is not None else None,
             need_rows=_Rows(indexes.needs) if indexes is not None else None,
@@ -152,39 +146,13 @@ class RetrievalContext:
 
     def excluded_rows(self, seeker: Seeker, mask: np.ndarray) -> np.ndarray:
         """Rows the group mask allows but this seeker may not meet: itself, and do_not_match both ways."""
-        catalog = self.catalog
-        rows: list[int] = []
-        if seeker.account_id is not None:
-            try:
-                rows.append(catalog.row(seeker.account_id))
-            except KeyError:
-                pass
-        for name in set(seeker.do_not_match):
-            row = catalog.row_by_external(name)
-            if row is not None:
-                rows.append(row)
-        found = np.asarray(rows, dtype=np.int64)
-        if seeker.external_id is not None and seeker.external_id in self.blocked_by:
-            found = np.concatenate([found, self.blocked_by[seeker.external_id]])
-        found = np.unique(found)
+        found = excluded_rows(self.catalog, seeker)
         return found[mask[found]]
 
 
 def group_key(seeker: Seeker) -> tuple[str, tuple[str, ...]]:
     """What eligible_mask reads from a seeker besides its identity: seekers alike share one mask."""
     return seeker.stage, tuple(sorted({p.casefold() for p in seeker.products}))
-
-
-def take(cands: Candidates, idx: np.ndarray) -> Candidates:
-    """The candidates at positions ``idx``, in that order."""
-    return Candidates(
-        rows=cands.rows[idx],
-        components={name: values[idx] for name, values in cands.components.items()},
-        scores=cands.scores[idx],
-        need_best=cands.need_best[idx],
-        need_best_id=cands.need_best_id[idx],
-        capacity=cands.capacity[idx],
-    )
 
 
 @dataclass

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from datetime import date
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +23,21 @@ from refmatch.store.usage import slots_used
 
 def _ordinal(value: str | None) -> int:
     return date.fromisoformat(value).toordinal() if value else 0
+
+
+# Every value derived from a catalog and memoised on it (Catalog.memo), with what it reads:
+# "accounts" (the full load) or also "usage" (the slot counts, which with_usage replaces).
+DERIVED: dict[str, frozenset[str]] = {
+    "by_external": frozenset({"accounts"}),
+    "offers": frozenset({"accounts"}),
+    "product_columns": frozenset({"accounts"}),
+    "log_size": frozenset({"accounts"}),
+    "codes": frozenset({"accounts"}),
+    "blocked": frozenset({"accounts"}),
+    "capacity": frozenset({"accounts"}),  # match.eligibility
+    "standing": frozenset({"accounts"}),  # match.eligibility
+    "available": frozenset({"accounts", "usage"}),  # match.eligibility: who has a slot left
+}
 
 
 @dataclass
@@ -64,6 +81,20 @@ class Catalog:
     risk: RiskView = field(default_factory=RiskView)  # at-risk rows, troubles now and overcome
     catalog_version: int | None = None  # meta's catalog_version when loaded (None: an older schema)
     base: object = field(default_factory=object)  # identity of the full load, kept by with_usage
+    memos: dict[str, dict] = field(default_factory=dict, repr=False, compare=False)  # see memo()
+
+    def memo(self, name: str, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()``, computed once per (``name``, ``key``) for this catalog.
+
+        ``name`` must be declared in DERIVED with what it reads, so that ``with_usage``
+        knows which results stay true when only the slot counts change.
+        """
+        if name not in DERIVED:
+            raise KeyError(f"catalog memo {name!r} is not declared in DERIVED (say what it reads)")
+        cache = self.memos.setdefault(name, {})
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
 
     def row(self, account_id: int) -> int:
         pos = int(np.searchsorted(self.ids, account_id))
@@ -75,19 +106,16 @@ class Catalog:
         return np.searchsorted(self.ids, account_ids)
 
     def row_by_external(self, external_id: str) -> int | None:
-        index = self.__dict__.setdefault("_by_external", {})
-        if not index:
-            index.update((e, i) for i, e in enumerate(self.external_ids))
+        index = self.memo("by_external", None, lambda: {e: i for i, e in enumerate(self.external_ids)})
         return index.get(external_id)
 
     def offers(self, reference_type: str) -> np.ndarray:
         """Boolean mask of the accounts whose advocate row offers ``reference_type`` (cached)."""
-        cache = self.__dict__.setdefault("_offers", {})
-        if reference_type not in cache:
-            cache[reference_type] = np.fromiter(
-                (reference_type in t for t in self.reference_types), dtype=bool, count=len(self.ids)
-            )
-        return cache[reference_type]
+        return self.memo(
+            "offers",
+            reference_type,
+            lambda: np.fromiter((reference_type in t for t in self.reference_types), dtype=bool, count=len(self.ids)),
+        )
 
     def met_needs_of(self, row: int) -> np.ndarray:
         """Need ids the account at ``row`` has met."""
@@ -99,15 +127,11 @@ class Catalog:
 
     def product_columns(self) -> np.ndarray:
         """``product_matrix`` transposed and contiguous: one row of flags per product (cached)."""
-        if "_product_columns" not in self.__dict__:
-            self.__dict__["_product_columns"] = np.ascontiguousarray(self.product_matrix.T)
-        return self.__dict__["_product_columns"]
+        return self.memo("product_columns", None, lambda: np.ascontiguousarray(self.product_matrix.T))
 
     def log_size(self) -> np.ndarray:
         """log10(employees + 1) per row, NaN where unknown (cached)."""
-        if "_log_size" not in self.__dict__:
-            self.__dict__["_log_size"] = np.log10(self.employees + 1)
-        return self.__dict__["_log_size"]
+        return self.memo("log_size", None, lambda: np.log10(self.employees + 1))
 
     def met_needs_of_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(need ids the accounts at ``rows`` have met, one run per row in order; each run's length)."""
@@ -119,26 +143,28 @@ class Catalog:
 
     def codes(self, column: str) -> tuple[np.ndarray, dict[str, int]]:
         """A text column (``industry``, ``region``) as integer codes of its casefolded values (-1: none), cached."""
-        cache = self.__dict__.setdefault("_codes", {})
-        if column not in cache:
+
+        def compute() -> tuple[np.ndarray, dict[str, int]]:
             vocab: dict[str, int] = {}
             values = [(v or "").casefold() for v in getattr(self, column)]
             codes = np.fromiter(
                 (vocab.setdefault(v, len(vocab)) if v else -1 for v in values), dtype=np.int64, count=len(values)
             )
-            cache[column] = (codes, vocab)
-        return cache[column]
+            return codes, vocab
+
+        return self.memo("codes", column, compute)
 
     def blocked_rows(self, external_id: str) -> list[int]:
         """Rows of the accounts whose do-not-match list names ``external_id`` (index built once)."""
-        index = self.__dict__.get("_blocked")
-        if index is None:
-            index = {}
+
+        def compute() -> dict[str, list[int]]:
+            index: dict[str, list[int]] = {}
             for account_id, blocked in self.do_not_match.items():
                 for e in blocked:
                     index.setdefault(e, []).append(self.row(account_id))
-            self.__dict__["_blocked"] = index
-        return index.get(external_id, [])
+            return index
+
+        return self.memo("blocked", None, compute).get(external_id, [])
 
 
 def catalog_version(conn: sqlite3.Connection) -> int | None:
@@ -159,10 +185,6 @@ def _usage(conn: sqlite3.Connection, ids: np.ndarray, today: date) -> tuple[np.n
     return used_q, used_90
 
 
-# derived caches (Catalog.__dict__) that read the slot counts: dropped by with_usage, all others kept
-_USAGE_CACHES = ("_available",)
-
-
 def with_usage(catalog: Catalog, conn: sqlite3.Connection) -> Catalog:
     """The catalog with fresh slot counts: all that changes when requests are created or move on.
 
@@ -170,11 +192,8 @@ def with_usage(catalog: Catalog, conn: sqlite3.Connection) -> Catalog:
     """
     version = data_version(conn)  # before the read: a write in between makes the next check reload
     used_q, used_90 = _usage(conn, catalog.ids, catalog.today)
-    fresh = replace(catalog, data_version=version, used_quarter=used_q, used_90d=used_90)
-    for key, value in catalog.__dict__.items():
-        if key.startswith("_") and key not in _USAGE_CACHES:
-            fresh.__dict__.setdefault(key, value)
-    return fresh
+    kept = {name: cache for name, cache in catalog.memos.items() if "usage" not in DERIVED[name]}
+    return replace(catalog, data_version=version, used_quarter=used_q, used_90d=used_90, memos=kept)
 
 
 def load_catalog(conn: sqlite3.Connection, stages: tuple[str, ...], today: date | None = None) -> Catalog:

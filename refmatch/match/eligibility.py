@@ -25,10 +25,9 @@ class Rules:
 
 def capacity_of(catalog: Catalog, default_capacity: int) -> np.ndarray:
     """Quarterly capacity per row, the default where an advocate names none (cached per catalog)."""
-    cache = catalog.__dict__.setdefault("_capacity", {})
-    if default_capacity not in cache:
-        cache[default_capacity] = np.where(catalog.capacity < 0, default_capacity, catalog.capacity)
-    return cache[default_capacity]
+    return catalog.memo(
+        "capacity", default_capacity, lambda: np.where(catalog.capacity < 0, default_capacity, catalog.capacity)
+    )
 
 
 def standing_mask(catalog: Catalog, min_health: float | None = None) -> np.ndarray:
@@ -38,8 +37,8 @@ def standing_mask(catalog: Catalog, min_health: float | None = None) -> np.ndarr
     Every eligible advocate is standing, whatever the seeker and the purpose (for rules
     whose ``min_health`` is at least the one given).
     """
-    cache = catalog.__dict__.setdefault("_standing", {})
-    if min_health not in cache:
+
+    def compute() -> np.ndarray:
         mask = catalog.is_advocate & catalog.consent & (catalog.stage_rank >= catalog.live_rank)
         # never put an at-risk (or lost) account in front of a prospect or a peer
         mask[catalog.risk.at_risk_rows] = False
@@ -47,8 +46,9 @@ def standing_mask(catalog: Catalog, min_health: float | None = None) -> np.ndarr
         if min_health is not None:
             # unknown health is not evidence of ill health; a known low score is
             mask &= ~(catalog.health < min_health)
-        cache[min_health] = mask
-    return cache[min_health]
+        return mask
+
+    return catalog.memo("standing", min_health, compute)
 
 
 def _available(catalog: Catalog, rules: Rules) -> np.ndarray:
@@ -56,12 +56,12 @@ def _available(catalog: Catalog, rules: Rules) -> np.ndarray:
     blackout and are not known to be unhealthy: the seeker-independent part of eligibility (cached)."""
     ref_type = rules.reference_type or DEFAULT_REFERENCE_TYPE[rules.purpose]
     key = (ref_type, rules.default_capacity, rules.min_health)
-    cache = catalog.__dict__.setdefault("_available", {})
-    if key not in cache:
+
+    def compute() -> np.ndarray:
         mask = standing_mask(catalog, rules.min_health) & catalog.offers(ref_type)
-        mask &= catalog.used_quarter < capacity_of(catalog, rules.default_capacity)
-        cache[key] = mask
-    return cache[key]
+        return mask & (catalog.used_quarter < capacity_of(catalog, rules.default_capacity))
+
+    return catalog.memo("available", key, compute)
 
 
 def eligible_mask(catalog: Catalog, seeker: Seeker, rules: Rules) -> np.ndarray:
@@ -78,15 +78,22 @@ def eligible_mask(catalog: Catalog, seeker: Seeker, rules: Rules) -> np.ndarray:
         # further along on the product that matters: an advocate must use one of them
         mask &= np.logical_or.reduce(catalog.product_columns()[wanted]) if wanted else False
 
+    mask[excluded_rows(catalog, seeker)] = False
+    return mask
+
+
+def excluded_rows(catalog: Catalog, seeker: Seeker) -> np.ndarray:
+    """Rows this seeker may never meet, sorted: itself, its do_not_match, and accounts whose do_not_match names it."""
+    rows: list[int] = []
     if seeker.account_id is not None:
         try:
-            mask[catalog.row(seeker.account_id)] = False
+            rows.append(catalog.row(seeker.account_id))
         except KeyError:
             pass
-    excluded = set(seeker.do_not_match)
-    if excluded:
-        rows = [catalog.row_by_external(e) for e in excluded]
-        mask[[r for r in rows if r is not None]] = False
+    for name in set(seeker.do_not_match):
+        row = catalog.row_by_external(name)
+        if row is not None:
+            rows.append(row)
     if seeker.external_id is not None:
-        mask[catalog.blocked_rows(seeker.external_id)] = False
-    return mask
+        rows.extend(catalog.blocked_rows(seeker.external_id))
+    return np.unique(np.asarray(rows, dtype=np.int64))

@@ -64,9 +64,6 @@ class RiskConfig:
     def at_risk_rank(self) -> int:
         return LEVELS.index(self.at_risk)
 
-    def level_of(self, score: float) -> str:
-        return "high" if score >= self.high else "medium" if score >= self.medium else "low"
-
     def as_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,

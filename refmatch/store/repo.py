@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from refmatch.domain import clock
@@ -42,19 +41,11 @@ def size_band(employees: int | None) -> str | None:
     return band
 
 
-def size_closeness(a: float | None, b: float | None) -> float:
-    """1.0 for the same size, 0.5 for a factor of 10 apart, 0 beyond a factor of 100."""
-    if a is None or b is None or (isinstance(a, float) and math.isnan(a)) or (isinstance(b, float) and math.isnan(b)):
-        return 0.0
-    return max(0.0, 1.0 - abs(math.log10(a + 1) - math.log10(b + 1)) / 2.0)
-
-
 @dataclass
 class UpsertCounts:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
-    changed_ids: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
         return {"inserted": self.inserted, "updated": self.updated, "unchanged": self.unchanged}
@@ -113,7 +104,6 @@ def upsert_accounts(conn: sqlite3.Connection, records: Iterable[Mapping[str, Any
             )
             account_id = cur.lastrowid
             counts.inserted += 1
-            counts.changed_ids.append(account_id)
             _record_stage(conn, account_id, values["stage"], values["stage_since"], stamp)
             continue
         account_id, old = row[0], dict(zip(_ACCOUNT_COLUMNS, row[1:]))
@@ -125,7 +115,6 @@ def upsert_accounts(conn: sqlite3.Connection, records: Iterable[Mapping[str, Any
         if old["stage"] != values["stage"]:
             _record_stage(conn, account_id, values["stage"], values["stage_since"], stamp)
         counts.updated += 1
-        counts.changed_ids.append(account_id)
     return counts
 
 
@@ -150,13 +139,12 @@ def upsert_needs(conn: sqlite3.Connection, records: Iterable[Mapping[str, Any]])
             (account_id, key),
         ).fetchone()
         if row is None:
-            cur = conn.execute(
+            conn.execute(
                 "INSERT INTO needs (account_id, text, text_key, status, met_on, product, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (account_id, *values[:1], key, *values[1:], stamp),
             )
             counts.inserted += 1
-            counts.changed_ids.append(cur.lastrowid)
         elif tuple(row[1:]) == values:
             counts.unchanged += 1
         else:
@@ -165,7 +153,6 @@ def upsert_needs(conn: sqlite3.Connection, records: Iterable[Mapping[str, Any]])
                 (*values, stamp, row[0]),
             )
             counts.updated += 1
-            counts.changed_ids.append(row[0])
     return counts
 
 
@@ -208,7 +195,6 @@ def upsert_advocates(conn: sqlite3.Connection, records: Iterable[Mapping[str, An
                 f"UPDATE advocates SET {sets}, updated_at = ? WHERE account_id = ?", (*values, stamp, account_id)
             )
             counts.updated += 1
-        counts.changed_ids.append(account_id)
     return counts
 
 

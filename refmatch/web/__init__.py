@@ -2,7 +2,7 @@
 
 One app holds one ``SharedService`` for the process: the model and the indexes are
 loaded once and shared by every request thread; writes take a process-wide lock.
-``refmatch serve`` runs it under waitress.
+``refmatch serve`` runs it under gunicorn (``refmatch.web.server``).
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from refmatch.domain.errors import InvalidInput
 from refmatch.web.auth import EDITORS, current_user, require_role
 from refmatch.web.errors import HttpError
 from refmatch.web.openapi import document
-from refmatch.web.risk_views import at_risk_page, bring_current
 from refmatch.web.state import SharedService, WebState
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -213,14 +212,16 @@ def at_risk() -> Response:
     limit = int_arg("limit", AT_RISK_LIMIT, 1, AT_RISK_MAX)
     offset = int_arg("offset", 0, 0)
     assert limit is not None and offset is not None
-    bring_current(state())
-    items, total, _ = at_risk_page(service(), level=request.args.get("level") or None, limit=limit, offset=offset)
+    state().bring_risk_current()
+    items, total, _ = risk_service.at_risk_page(
+        service(), level=request.args.get("level") or None, limit=limit, offset=offset
+    )
     return jsonify(page(items, total, limit, offset))
 
 
 @bp.get("/accounts/<external_id>/risk")
 def account_risk(external_id: str) -> Response:
-    bring_current(state())
+    state().bring_risk_current()
     return jsonify(risk_service.account_risk(service(), external_id, as_of=request.args.get("as_of") or None))
 
 

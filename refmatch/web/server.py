@@ -1,28 +1,37 @@
-"""Run the app under waitress: one process, or ``workers`` forked processes sharing the port.
+"""Serve the app with gunicorn: a master that binds the port and N worker processes that answer.
 
-One process runs Python on one core at a time (the GIL), so ``prefork`` starts N
-processes that accept from one listening socket, each with its own model and indexes.
-Writes stay serialized: by a lock inside each process and by SQLite's write lock
-(``BEGIN IMMEDIATE``) between them.
+Why processes: matching is CPU-bound and Python runs one thread at a time, so one
+worker per core gives the most throughput. gunicorn keeps the workers: one that dies
+(a crash, ``kill -9``, a request past ``timeout``) is replaced, ``SIGTERM`` stops them
+gracefully, ``SIGHUP`` starts fresh workers and retires the old ones (after a new
+model or settings), ``TTIN``/``TTOU`` add and remove one.
 
-A keep-alive connection stays with the process that accepted it, and left alone the
-first process to wake accepts most of them: 8 benchmark clients split 7:1 over two
-workers, one worker busy and one idle. So the workers share their open-connection
-counts, and one listens only while it holds no more connections than any other.
+The app is built once in the master (``preload_app``) so configuration errors show
+before any worker starts, but nothing heavy is loaded there: each worker loads the
+model, the indexes and the catalog after the fork, before it accepts a request, so no
+torch or OpenMP state is shared across ``fork()``. Each worker holds its compute pools
+(torch, BLAS, OpenMP, FAISS) to ``cores // workers`` threads (``refmatch.app.runtime``).
+
+Workers are gunicorn's ``sync`` kind (one request at a time, the connection closed after
+each, and ``timeout`` kills a worker stuck in a request) unless ``threads`` > 1, which
+takes ``gthread`` (threads per worker, keep-alive). A sync worker must not face slow
+clients directly: put a buffering proxy (nginx) in front when serving beyond localhost.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import errno
 import os
-import signal
 import socket
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from refmatch.app.runtime import set_search_threads_here
+from gunicorn.app.base import BaseApplication
+
+from refmatch.app.runtime import limit_threads, threads_per_process
 from refmatch.config import Settings
+from refmatch.domain.errors import ConfigError
 from refmatch.embed.base import Encoder
 
 
@@ -30,98 +39,94 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run(
+def check_port(host: str, port: int) -> None:
+    """Refuse a port that is taken now, before seconds of loading (gunicorn would retry, then exit)."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"port {port} on {host} is already in use (another refmatch serve?): stop it, or choose --port"
+            ) from None
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+class RefmatchServer(BaseApplication):
+    """gunicorn's application contract: our options, and the Flask app built once."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        encoder: Encoder | None,
+        options: dict[str, Any],
+        *,
+        compute_threads: int,
+        log: Callable[[str], None],
+    ):
+        self.settings = settings
+        self.encoder = encoder
+        self.options = options
+        self.compute_threads = compute_threads
+        self.log = log
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+        self.cfg.set("preload_app", True)
+        self.cfg.set("post_worker_init", self._worker_ready)
+        self.cfg.set("when_ready", lambda _arbiter: self.log(self._listening()))
+
+    def load(self) -> Any:
+        from refmatch.web import create_app
+
+        return create_app({"REFMATCH_SETTINGS": self.settings, "REFMATCH_ENCODER": self.encoder})
+
+    def _listening(self) -> str:
+        workers, bind = self.cfg.workers, self.cfg.bind[0]
+        return f"refmatch serving on http://{bind} with {workers} worker{'s' * (workers != 1)} (Ctrl-C to stop)"
+
+    def _worker_ready(self, worker: Any) -> None:
+        """In each new worker, before it accepts: hold the thread pools, load everything, say if not ready."""
+        limit_threads(self.compute_threads)
+        worker.notify()  # loading takes seconds: tell the master this worker is alive
+        state = worker.wsgi.extensions["refmatch"]
+        state.service.warm()
+        limit_threads(self.compute_threads)  # again: torch and its OpenMP runtime loaded with the model
+        for name, check in state.service.readiness().items():
+            if not check["ok"]:
+                self.log(f"warning: worker {os.getpid()} not ready: {name}: {check['message']}")
+        self.log(f"worker {os.getpid()} ready ({self.compute_threads} compute thread(s))")
+
+
+def serve(
     settings: Settings,
     encoder: Encoder | None,
-    threads: int,
     *,
-    log: Callable[[str], None] = _stderr,
-    balance: tuple[Any, int] | None = None,
-    **where: Any,
-) -> None:
-    """Load the app (model, indexes, catalog), then serve until stopped. ``where``: host and port, or sockets;
-    ``balance``: (the workers' shared connection counts, this worker's slot), from ``prefork``."""
-    from waitress import create_server
-
-    from refmatch.web import create_app
-
-    set_search_threads_here()  # one query at a time: threads slow a single search down
-    app = create_app({"REFMATCH_SETTINGS": settings, "REFMATCH_ENCODER": encoder, "REFMATCH_WARM": True})
-    state = app.extensions["refmatch"]
-    for name, check in state.service.readiness().items():
-        if not check["ok"]:
-            log(f"warning: not ready: {name}: {check['message']}")
-    server = create_server(app, threads=threads, ident="refmatch", **where)
-    if balance is not None:
-        _balance(server, *balance)
-    if "port" in where:
-        log(f"refmatch serving on http://{where['host']}:{server.effective_port} (Ctrl-C to stop)")
-    else:
-        log(f"worker {os.getpid()} ready")
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
-        state.service.close()
-
-
-def _balance(server: Any, counts: Any, me: int) -> None:
-    """Make a waitress server listen only while it holds no more open connections than any other worker.
-
-    waitress asks ``readable()`` of the listening dispatcher on every turn of its loop, and
-    keeps its open channels in ``active_channels``.
-    """
-    readable = server.readable
-
-    def balanced_readable() -> bool:
-        mine = len(server.active_channels)
-        counts[me] = mine
-        return readable() and mine <= min(counts)
-
-    server.readable = balanced_readable
-
-
-def prefork(
-    settings: Settings,
-    encoder: Encoder | None,
-    host: str,
-    port: int,
-    threads: int,
-    workers: int,
-    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    threads: int = 1,
+    timeout: int = 120,
+    compute_threads: int = 0,
     log: Callable[[str], None] = _stderr,
 ) -> None:
-    """Listen once, fork ``workers`` processes that serve from the socket; stop them on SIGTERM / Ctrl-C."""
-    sock = socket.create_server((host, port), backlog=1024)
-    log(f"refmatch serving on http://{host}:{sock.getsockname()[1]} with {workers} workers (Ctrl-C to stop)")
-    counts = multiprocessing.RawArray("i", workers)  # shared with the children: open connections per worker
-    children = []
-    for me in range(workers):
-        pid = os.fork()
-        if pid == 0:  # the worker: its own model, indexes and connections
-            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-            try:
-                run(settings, encoder, threads, log=log, balance=(counts, me), sockets=[sock])
-            finally:
-                os._exit(0)
-        children.append(pid)
-
-    def stop(*_: Any) -> None:
-        for pid in children:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        for pid in children:
-            os.waitpid(pid, 0)
-    except KeyboardInterrupt:
-        stop()
-        for pid in children:
-            os.waitpid(pid, 0)
-    finally:
-        sock.close()
+    """Serve until stopped (SIGINT / SIGTERM). ``compute_threads`` 0: ``cores // workers``."""
+    check_port(host, port)
+    compute = compute_threads or threads_per_process(workers)
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread" if threads > 1 else "sync",
+        "timeout": timeout,  # a worker silent this long (stuck in a request, or loading) is killed and replaced
+        "graceful_timeout": 30,
+        "keepalive": 5,
+        "backlog": 1024,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "warning",
+        "proc_name": "refmatch",
+    }
+    RefmatchServer(settings, encoder, options, compute_threads=compute, log=log).run()

@@ -121,3 +121,10 @@ class WebState:
         """Writes are serialized in the process: one at a time, whatever thread asks."""
         with self.write_lock:
             yield self.service
+
+    def bring_risk_current(self) -> None:
+        """Bring the stored risk scores up to today (a write, so under the process's write lock)."""
+        from refmatch.app import risk
+
+        with self.writing() as svc:
+            risk.ensure_current(svc)

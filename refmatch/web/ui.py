@@ -17,13 +17,13 @@ from werkzeug.wrappers import Response
 
 from refmatch.app import queries, users
 from refmatch.app import requests as workflow
+from refmatch.app import risk as risk_service
 from refmatch.domain import vocabulary
 from refmatch.domain.errors import Forbidden, InvalidInput, RefmatchError
 from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, PURPOSES
 from refmatch.risk import LEVELS
 from refmatch.web.auth import current_user, safe_next, sign_in, sign_out
 from refmatch.web.errors import field_errors, status_of
-from refmatch.web.risk_views import at_risk_page, bring_current, onboarding_page, risk_of, trends
 from refmatch.web.state import SharedService, WebState
 
 bp = Blueprint("ui", __name__)
@@ -210,8 +210,8 @@ def _account_page(
         result = svc.match_account(external_id, purpose=purpose)
     except RefmatchError as exc:
         match_error = exc.message
-    bring_current(state())
-    risk = risk_of(svc, external_id)
+    state().bring_risk_current()
+    risk = risk_service.risk_of(svc, external_id)
     recent, recent_total = [], 0
     if account["advocate"]:
         recent, recent_total = workflow.list_requests(svc.db, user, advocate_external_id=external_id, limit=5)
@@ -279,11 +279,11 @@ def at_risk() -> Page:
     page = page_number()
     level = request.args.get("level", "")
     level = level if level in LEVELS else ""
-    bring_current(state())
-    items, total, shown_level = at_risk_page(
+    state().bring_risk_current()
+    items, total, shown_level = risk_service.at_risk_page(
         svc, level=level or None, limit=RISK_PER_PAGE, offset=_offset(page, RISK_PER_PAGE)
     )
-    trend = trends(svc, [i["external_id"] for i in items])
+    trend = risk_service.trends(svc, [i["external_id"] for i in items])
     return render_template(
         "at_risk.html",
         items=items,
@@ -297,8 +297,8 @@ def at_risk() -> Page:
 def onboarding() -> Page:
     svc = service()
     page = page_number()
-    bring_current(state())
-    items, total = onboarding_page(svc, limit=RISK_PER_PAGE, offset=_offset(page, RISK_PER_PAGE))
+    state().bring_risk_current()
+    items, total = risk_service.onboarding_page(svc, limit=RISK_PER_PAGE, offset=_offset(page, RISK_PER_PAGE))
     return render_template("onboarding.html", items=items, pager=pager(total, page, RISK_PER_PAGE))
 
 
