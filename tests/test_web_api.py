@@ -98,6 +98,10 @@ def test_list_accounts_search_filters_and_pagination(client, tokens):
     search = client.get("/api/v1/accounts?q=company%20p1", headers=h).get_json()
     assert [a["external_id"] for a in search["items"]] == ["P1"]
     assert search["items"][0]["open_needs"] == 2
+    ledger = client.get("/api/v1/accounts?products=Ledger", headers=h).get_json()  # once ignored: all 13
+    assert [a["external_id"] for a in ledger["items"]] == ["A10"]
+    by_need = client.get("/api/v1/accounts?q=azure", headers=h).get_json()  # a need's text
+    assert "P1" in {a["external_id"] for a in by_need["items"]}
 
 
 @pytest.mark.parametrize(

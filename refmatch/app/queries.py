@@ -26,10 +26,10 @@ from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, Seeker
 from refmatch.match.catalog import Catalog
 from refmatch.match.eligibility import Rules, eligible_mask
 from refmatch.risk import after_import as refresh_risk
-from refmatch.store import UPSERTS, connection, data_version, transaction
+from refmatch.store import UPSERTS, connection, data_version, search, transaction
 from refmatch.store.usage import NEAR_CAPACITY, slot_use_cte
 
-ACCOUNT_FILTERS = ("industry", "stage", "region")
+ACCOUNT_FILTERS = ("industry", "stage", "region", "products")
 MAX_LIMIT = 200
 # an advocate with at most this many quarterly slots left is near capacity (as workflow.advocate_load says)
 
@@ -69,23 +69,45 @@ def list_accounts(
     industry: str | None = None,
     stage: str | None = None,
     region: str | None = None,
+    products: str | Sequence[str] | None = None,
     external_ids: Sequence[str] | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Accounts matching a search and exact filters, by name; ``external_ids`` narrows to a set."""
+    """Accounts matching a search and exact filters; ``external_ids`` narrows to a set.
+
+    ``q`` is a full-text search (``refmatch.store.search``) over name, id, industry,
+    products and profile, and the text of the account's needs: every word must appear
+    (a word also finds longer words it begins). With ``q``, accounts whose own text
+    matches come first, best first; otherwise, and among equals, by name. ``products``
+    (a list, or one string separated by ``;`` or ``,``) keeps accounts that use any of
+    them, ignoring case.
+    """
     check_page(limit, offset)
     where: list[str] = []
     params: list[Any] = []
-    _search(("a.name", "a.external_id", "a.industry"), q, where, params)
+    joins, order = "", "a.name COLLATE NOCASE, a.external_id"
+    expression = search.match_expression(q)
+    if q and q.strip() and expression is None:
+        return [], 0  # only punctuation: nothing can match
+    if expression is not None:
+        joins = f" JOIN ({search.matching_accounts_sql()}) hit ON hit.account_id = a.id"
+        params.extend([expression, expression])
+        order = "hit.source, hit.rank, " + order
     for column, value in (("industry", industry), ("stage", stage), ("region", region)):
         if value:
             where.append(f"a.{column} = ?")
             params.append(value)
+    wanted = _product_list(products)
+    if wanted:
+        where.append(
+            "EXISTS (SELECT 1 FROM json_each(a.products) p WHERE lower(p.value) IN (SELECT value FROM json_each(?)))"
+        )
+        params.append(json.dumps([p.lower() for p in wanted]))
     if external_ids is not None:
         where.append("a.external_id IN (SELECT value FROM json_each(?))")
         params.append(json.dumps(list(external_ids)))
-    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    clause = joins + ((" WHERE " + " AND ".join(where)) if where else "")
     conn = connection(db)
     total = conn.execute(f"SELECT count(*) FROM accounts a{clause}", params).fetchone()[0]
     items = _rows(
@@ -94,13 +116,20 @@ def list_accounts(
         "a.stage, a.health, "
         "(SELECT count(*) FROM needs n WHERE n.account_id = a.id AND n.status != 'met') AS open_needs, "
         "EXISTS (SELECT 1 FROM advocates v WHERE v.account_id = a.id AND v.consent = 1) AS is_advocate "
-        f"FROM accounts a{clause} ORDER BY a.name COLLATE NOCASE, a.external_id LIMIT ? OFFSET ?",
+        f"FROM accounts a{clause} ORDER BY {order} LIMIT ? OFFSET ?",
         [*params, limit, offset],
     )
     for item in items:
         item["products"] = json.loads(item["products"])
         item["is_advocate"] = bool(item["is_advocate"])
     return items, total
+
+
+def _product_list(products: str | Sequence[str] | None) -> list[str]:
+    if products is None:
+        return []
+    values = products.replace(",", ";").split(";") if isinstance(products, str) else products
+    return [p.strip() for p in values if p and p.strip()]
 
 
 def facets(db: Db, settings: Settings) -> dict[str, list[str]]:
@@ -111,6 +140,9 @@ def facets(db: Db, settings: Settings) -> dict[str, list[str]]:
         out[column] = [
             r[0] for r in conn.execute(f"SELECT DISTINCT {column} FROM accounts WHERE {column} IS NOT NULL ORDER BY 1")
         ]
+    out["products"] = [
+        r[0] for r in conn.execute("SELECT DISTINCT p.value FROM accounts a, json_each(a.products) p ORDER BY 1")
+    ]
     return out
 
 

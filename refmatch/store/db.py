@@ -13,6 +13,8 @@ from pathlib import Path
 
 import sqlite_utils
 
+from refmatch.store import search
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
@@ -60,7 +62,9 @@ def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     migrate(conn)
-    return sqlite_utils.Database(conn)
+    db = sqlite_utils.Database(conn)
+    ensure_search(db)
+    return db
 
 
 @contextmanager
@@ -91,3 +95,21 @@ def connection(db: sqlite_utils.Database | sqlite3.Connection) -> sqlite3.Connec
 def data_version(db: sqlite_utils.Database | sqlite3.Connection) -> int:
     conn = connection(db)
     return int(conn.execute("SELECT value FROM meta WHERE key = 'data_version'").fetchone()[0])
+
+
+def ensure_search(db: sqlite_utils.Database) -> None:
+    """Create (or rebuild, after SEARCHED changed) the FTS tables and their triggers; once per database."""
+    conn = db.conn
+    if _search_config(conn) == search.CONFIG:
+        return
+    with transaction(db, bump=False):  # bookkeeping: the data matching reads does not change
+        if _search_config(conn) == search.CONFIG:  # another process did it meanwhile
+            return
+        for table, columns in search.SEARCHED.items():
+            db[table].enable_fts(columns, create_triggers=True, tokenize=search.TOKENIZE, replace=True)
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('search_config', ?)", (search.CONFIG,))
+
+
+def _search_config(conn: sqlite3.Connection) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'search_config'").fetchone()
+    return row[0] if row else None

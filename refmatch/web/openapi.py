@@ -457,9 +457,16 @@ def _paths() -> dict[str, Any]:
         "/api/v1/me": {"get": op("The signed-in user", "User", tag="meta")},
         "/api/v1/accounts": {
             "get": op(
-                "Accounts: search, filters, pagination",
+                "Accounts: full-text search (q: name, id, industry, products, profile and needs), filters, pagination",
                 "AccountSummaryPage",
-                params=[Q, query("industry", STR), query("stage", STR), query("region", STR), *PAGE_PARAMS],
+                params=[
+                    query("q", STR, "full-text search: every word (or a word it begins) in the account or its needs"),
+                    query("industry", STR),
+                    query("stage", STR),
+                    query("region", STR),
+                    query("products", STR, "accounts using any of these products (';' or ',' between them)"),
+                    *PAGE_PARAMS,
+                ],
                 tag="accounts",
             ),
             "post": op(
