@@ -5,7 +5,7 @@ PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo test lint backtest clean
+.PHONY: install demo test lint typecheck backtest clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,9 +28,12 @@ test: install  ## the test suite (what CI runs)
 backtest: install  ## replay RavenStack churn history through the risk rules and the fitted model
 	$(PY) scripts/backtest_risk.py
 
-lint: install
+lint: install  ## ruff: lint and formatting
 	$(VENV)/bin/ruff check refmatch tests scripts
 	$(VENV)/bin/ruff format --check refmatch tests scripts
+
+typecheck: install  ## mypy over refmatch/ (settings in pyproject.toml)
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) refmatch.db refmatch.db-wal refmatch.db-shm indexes/*.faiss indexes/*.json

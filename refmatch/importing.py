@@ -262,7 +262,8 @@ class _Validator:
 
     def add(self, row: int, raw: dict[str, Any], problems: Sequence[Problem] = (), readable: bool = True) -> None:
         self.result.rows_read += 1
-        problems, record = list(problems), {}
+        problems = list(problems)
+        record: dict[str, Any] = {}
         if readable:
             record, more = self._validate(row, raw)
             problems += more

@@ -191,7 +191,7 @@ def _validate_account(settings: Settings, raw: Mapping[str, Any]) -> dict[str, A
     result = importing.parse_rows([dict(raw)], "accounts", source="request body", stages=settings.stages)
     if result.errors:
         details = [{"field": e.column, "message": e.message} for e in result.errors]
-        listed = "; ".join(f"{d['field']}: {d['message']}" if d["field"] else d["message"] for d in details)
+        listed = "; ".join(f"{d['field']}: {d['message']}" if d["field"] else str(d["message"]) for d in details)
         raise InvalidInput(f"invalid account: {listed}", details=details)
     record = result.records[0]
     record.pop("_row", None)

@@ -27,7 +27,7 @@ from refmatch.domain import clock
 from refmatch.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, PURPOSES
 from refmatch.domain.vocabulary import DEAL_OUTCOMES, REFERENCE_TYPES, REQUEST_STATES, USING_CAPACITY
-from refmatch.store import connection, transaction
+from refmatch.store import connection, inserted_id, transaction
 from refmatch.store.usage import NEAR_CAPACITY, slot_use_cte, slots_used_by
 
 STATES = REQUEST_STATES
@@ -304,7 +304,8 @@ def list_requests(
 ) -> tuple[list[RequestView], int]:
     """(one page, newest first; the total matching the filters)."""
     _page(limit, offset)
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     if status:
         if status not in STATES:
             _raise_if([_bad("status", f"must be one of {', '.join(STATES)}, got {status!r}")])
@@ -468,7 +469,7 @@ def create_request(
                 stamp,
             ),
         )
-        request_id = int(cur.lastrowid)
+        request_id = inserted_id(cur)
         _event(conn, request_id, stamp, user.username, None, "requested", event_note)
     return get_request(db, user, request_id)
 
@@ -528,7 +529,7 @@ def transition(
         if not may_apply(user, requester, to_status):
             who = "its requester or a reference manager" if to_status == "cancelled" else "a reference manager"
             raise Forbidden(f"only {who} may move a request to {to_status} (you are {user.role})")
-        sets = {"status": to_status, "updated_at": stamp}
+        sets: dict[str, Any] = {"status": to_status, "updated_at": stamp}
         event_note = note
         if to_status == "approved":
             sets["approved_at"] = stamp

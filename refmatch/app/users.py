@@ -31,7 +31,7 @@ from refmatch.app import passwords
 from refmatch.domain import clock
 from refmatch.domain.errors import Conflict, InvalidInput, NotFound
 from refmatch.domain.vocabulary import MANAGER_ROLES, ROLES
-from refmatch.store import connection, transaction
+from refmatch.store import connection, inserted_id, transaction
 from refmatch.store.repo import now_iso
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def add_user(
             "VALUES (?, ?, ?, ?, ?, ?)",
             (username, password_hash, role, display_name, stamp, stamp),
         )
-        user_id = int(cur.lastrowid)
+        user_id = inserted_id(cur)
     return User(user_id, username, role, display_name)
 
 
@@ -188,7 +188,7 @@ def create_token(db: sqlite_utils.Database, username: str, name: str) -> tuple[s
             "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?)",
             (user.id, name, _token_hash(token), now_iso()),
         )
-        token_id = int(cur.lastrowid)
+        token_id = inserted_id(cur)
     return token, token_id
 
 

@@ -30,6 +30,7 @@ class BatchParams:
     @classmethod
     def create(cls, purpose: str = "all", *, as_of: str | date | None = None, **values: Any) -> BatchParams:
         """Validated parameters; ``purpose`` is one purpose or ``all``; ``as_of`` defaults to today."""
+        purposes: tuple[str, ...]
         if purpose == "all":
             purposes = PURPOSES
         elif purpose in PURPOSES:

@@ -82,7 +82,8 @@ class PartitionCandidates:
                 if name in c.components:
                     comps[at : at + len(c.rows), j] = c.components[name]
             at += len(c.rows)
-        widths = np.concatenate([np.full(len(c.rows), c.need_best.shape[1], dtype=np.int64) for c in parts] or [[]])
+        per_part = [np.full(len(c.rows), c.need_best.shape[1], dtype=np.int64) for c in parts]
+        widths = np.concatenate(per_part or [np.zeros(0, dtype=np.int64)])
         return cls(
             seq=np.asarray(seq, dtype=np.int64),
             eligible=np.array([s.eligible for s in scored], dtype=np.int64),

@@ -20,7 +20,7 @@ from refmatch.batch.params import BatchParams
 from refmatch.batch.partitions import PartitionCandidates, ResultRow
 from refmatch.batch.seekers import SeekerRef
 from refmatch.domain.errors import NotFound
-from refmatch.store.db import transaction
+from refmatch.store.db import inserted_id, transaction
 from refmatch.store.repo import now_iso
 
 _RUN_COLUMNS = (
@@ -77,7 +77,7 @@ def create_run(
             (json.dumps(params.as_dict()), model, data_version, json.dumps(index_versions), len(plan), parts,
              started_at),
         )  # fmt: skip
-        run_id = int(cur.lastrowid)
+        run_id = inserted_id(cur)
         conn.executemany(
             "INSERT INTO batch_seekers (run_id, seq, part, purpose, account_id) VALUES (?, ?, ?, ?, ?)",
             ((run_id, r.seq, r.part, r.purpose, r.account_id) for r in plan),
@@ -280,15 +280,16 @@ def diff_runs(conn: sqlite3.Connection, run_a: int, run_b: int) -> RunDiff:
     a_iter, b_iter = _proposals(conn, run_a), _proposals(conn, run_b)
     a, b = next(a_iter, None), next(b_iter, None)
     while a is not None or b is not None:
-        if b is None or (a is not None and a[0] < b[0]):
-            change = SeekerChange(*a[0], a[1], "gone", before=a[2])
+        if a is not None and (b is None or a[0] < b[0]):
+            change = SeekerChange(a[0][0], a[0][1], a[1], "gone", before=a[2])
             a = next(a_iter, None)
-        elif a is None or b[0] < a[0]:
-            change = SeekerChange(*b[0], b[1], "new", after=b[2])
+        elif b is not None and (a is None or b[0] < a[0]):
+            change = SeekerChange(b[0][0], b[0][1], b[1], "new", after=b[2])
             b = next(b_iter, None)
         else:
+            assert a is not None and b is not None  # the same seeker in both runs
             status = "unchanged" if a[2] == b[2] else "reranked" if sorted(a[2]) == sorted(b[2]) else "changed"
-            change = SeekerChange(*b[0], b[1], status, before=a[2], after=b[2])
+            change = SeekerChange(b[0][0], b[0][1], b[1], status, before=a[2], after=b[2])
             a, b = next(a_iter, None), next(b_iter, None)
         counts[change.status] += 1
         if change.status != "unchanged":

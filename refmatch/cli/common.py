@@ -20,7 +20,7 @@ class CliError(click.ClickException):
 
     def __init__(self, error: RefmatchError):
         super().__init__(error.message)
-        self.exit_code = error.exit_code
+        self.exit_code = error.exit_code  # type: ignore[misc]  # click reads it per instance; 1 or 2 here
 
 
 def common(func: Callable) -> Callable:

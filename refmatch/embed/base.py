@@ -10,7 +10,11 @@ import numpy as np
 
 class Encoder(Protocol):
     name: str
-    dim: int
+
+    @property
+    def dim(self) -> int:
+        """Dimensions of each vector."""
+        ...
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), dim) float32, each row of unit length (inner product = cosine)."""

@@ -160,9 +160,10 @@ def build_index(
             index, manifest = load_index(index_dir, name)
         except StaleIndex:
             index = None
-        if index is not None and (manifest.get("model") != encoder.name or index.dim != _dim(encoder, index)):
+        other_model = manifest is not None and manifest.get("model") != encoder.name
+        if index is not None and (other_model or index.dim != _dim(encoder, index)):
             index = None
-    if index is not None:
+    if index is not None and manifest is not None:
         missing, deleted, changed = _diff(manifest, ids, hashes)
         wanted = index.kind == "hnsw" or len(ids) <= hnsw_threshold
         if wanted and len(missing) + len(changed) + len(deleted) < max(1, len(ids)) // 2:

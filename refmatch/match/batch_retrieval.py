@@ -84,8 +84,8 @@ class RetrievalContext:
     open_order: np.ndarray  # indices into the need arrays of open needs, grouped by account row
     open_start: np.ndarray  # CSR offsets per account row into open_order
     need_owner: np.ndarray  # need id -> the id of the account it belongs to
-    profile_rows: _Rows | None = None
-    need_rows: _Rows | None = None
+    profile_store: _Rows | None = None  # None: built without indexes (explaining stored results only)
+    need_store: _Rows | None = None
 
     @classmethod
     def build(cls, catalog: Catalog, indexes: Indexes | None, default_capacity: int) -> RetrievalContext:
@@ -101,8 +101,8 @@ class RetrievalContext:
             open_order=order,
             open_start=start,
             need_owner=owner,
-            profile_rows=_Rows(indexes.profiles) if indexes is not None else None,
-            need_rows=_Rows(indexes.needs) if indexes is not None else None,
+            profile_store=_Rows(indexes.profiles) if indexes is not None else None,
+            need_store=_Rows(indexes.needs) if indexes is not None else None,
         )
 
     def open_needs(self, row: int) -> np.ndarray:
@@ -143,6 +143,18 @@ class RetrievalContext:
             )
             at += len(own)
         return out
+
+    @property
+    def profile_rows(self) -> _Rows:
+        if self.profile_store is None:
+            raise RuntimeError("this retrieval context was built without indexes")
+        return self.profile_store
+
+    @property
+    def need_rows(self) -> _Rows:
+        if self.need_store is None:
+            raise RuntimeError("this retrieval context was built without indexes")
+        return self.need_store
 
     def excluded_rows(self, seeker: Seeker, mask: np.ndarray) -> np.ndarray:
         """Rows the group mask allows but this seeker may not meet: itself, and do_not_match both ways."""
@@ -362,7 +374,8 @@ def _coverage_from_hits(rows, hit_rows, ids, scores, need_best, need_best_id) ->
 
 def _coverage_exact(ctx: RetrievalContext, seeker: Seeker, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every met need of every candidate against every open need (find_matches's computation)."""
-    return met_need_coverage(ctx.catalog, rows, seeker.need_vectors, ctx.need_rows)
+    queries = seeker.need_vectors if seeker.need_vectors is not None else np.zeros((0, 1), dtype=np.float32)
+    return met_need_coverage(ctx.catalog, rows, queries, ctx.need_rows)
 
 
 def _empty() -> Candidates:

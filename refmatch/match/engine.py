@@ -119,8 +119,7 @@ def find_matches(
     if eligible == 0:
         return [], 0
     pool = max(settings.candidates, 3 * k)
-    usable = advocates is not None and (advocates.min_health is None or rules.min_health >= advocates.min_health)
-    if usable:
+    if advocates is not None and (advocates.min_health is None or rules.min_health >= advocates.min_health):
         candidates = _candidates_from_advocates(catalog, advocates, mask, seeker, rules, settings, pool)
     else:
         candidates = _candidates_from_searches(catalog, indexes, mask, seeker, rules, pool)

@@ -88,6 +88,7 @@ def load_config(path: str | Path | None = None, *, db_path: str | Path | None = 
     """The defaults, overlaid with ``path`` if given, else with ``risk.toml`` beside the database if it exists."""
     merged = _parse(defaults_text(), "defaults.toml")
     source, text = "defaults", ""
+    file: Path | None
     if path is not None:
         file = Path(path)
         if not file.is_file():

@@ -179,7 +179,7 @@ def signal(ctx: Ctx, r: RuleSpec) -> RuleOutcome:
     series, window, label = ctx.signals[r["kind"]], r["window_days"], r["label"]
     if r["aggregate"] == "latest":
         value, seen = series.at(ctx.n, ctx.day, window)
-        text = lambda i: f"{label} {_num(value[i])} on {day_text(seen[i])}"  # noqa: E731
+        text = lambda i: f"{label} {_num(float(value[i]))} on {day_text(int(seen[i]))}"  # noqa: E731
     elif r["aggregate"] == "count":
         count, _ = series.events().window(ctx.n, ctx.day - window, ctx.day)
         value = count.astype(np.float64)

@@ -110,7 +110,7 @@ class SignalTable:
             rows.append(row)
             days.append(day)
             values.append(value)
-        return cls(n, {k: Series(*v) for k, v in grouped.items()})
+        return cls(n, {k: Series(np.asarray(r), np.asarray(d), np.asarray(v)) for k, (r, d, v) in grouped.items()})
 
     def first_day(self) -> int:
         days = [int(s.days.min()) for s in self.series.values() if len(s.days)]
@@ -169,8 +169,12 @@ class AccountFrame:
         )
 
 
-def _columns(triples: list[tuple[int, int, float]]) -> tuple[list, list, list]:
-    return [t[0] for t in triples], [t[1] for t in triples], [t[2] for t in triples]
+def _columns(triples: Sequence[tuple[int, int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (
+        np.asarray([t[0] for t in triples], dtype=np.int64),
+        np.asarray([t[1] for t in triples], dtype=np.int64),
+        np.asarray([t[2] for t in triples], dtype=np.float64),
+    )
 
 
 def _day_sql(column: str) -> str:

@@ -1,6 +1,6 @@
 """SQLite storage: open + migrations (``db``) and the domain tables (``repo``)."""
 
-from refmatch.store.db import connection, data_version, open_db, transaction
+from refmatch.store.db import connection, data_version, inserted_id, open_db, transaction
 from refmatch.store.repo import UPSERTS, UpsertCounts, indexed_texts, text_hash
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     "UpsertCounts",
     "connection",
     "data_version",
+    "inserted_id",
     "indexed_texts",
     "open_db",
     "text_hash",

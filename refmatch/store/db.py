@@ -87,6 +87,13 @@ def transaction(db: sqlite_utils.Database | sqlite3.Connection, *, bump: bool = 
         raise
 
 
+def inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The row id an INSERT just made (sqlite3 types it as optional; after an INSERT it is set)."""
+    if cursor.lastrowid is None:
+        raise RuntimeError("no row was inserted")
+    return int(cursor.lastrowid)
+
+
 def connection(db: sqlite_utils.Database | sqlite3.Connection) -> sqlite3.Connection:
     """The sqlite3 connection behind ``db``, which may already be one."""
     return db.conn if isinstance(db, sqlite_utils.Database) else db
@@ -106,7 +113,7 @@ def ensure_search(db: sqlite_utils.Database) -> None:
         if _search_config(conn) == search.CONFIG:  # another process did it meanwhile
             return
         for table, columns in search.SEARCHED.items():
-            db[table].enable_fts(columns, create_triggers=True, tokenize=search.TOKENIZE, replace=True)
+            db.table(table).enable_fts(columns, create_triggers=True, tokenize=search.TOKENIZE, replace=True)
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('search_config', ?)", (search.CONFIG,))
 
 

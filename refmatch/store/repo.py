@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from refmatch.domain import clock
+from refmatch.store.db import inserted_id
 
 SIZE_BANDS = ((1, "1-9"), (10, "10-49"), (50, "50-249"), (250, "250-999"), (1000, "1000-4999"), (5000, "5000+"))
 
@@ -102,7 +103,7 @@ def upsert_accounts(conn: sqlite3.Connection, records: Iterable[Mapping[str, Any
                 f"VALUES (?, {', '.join('?' * len(_ACCOUNT_COLUMNS))}, ?, ?)",
                 (rec["external_id"], *values.values(), stamp, stamp),
             )
-            account_id = cur.lastrowid
+            account_id = inserted_id(cur)
             counts.inserted += 1
             _record_stage(conn, account_id, values["stage"], values["stage_since"], stamp)
             continue

@@ -69,7 +69,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. ``test_config`` overrides Flask's config and refmatch's (``REFMATCH_*`` keys above)."""
     app = Flask(__name__)
     app.config.from_mapping(DEFAULTS)
-    app.json.sort_keys = False  # keep the documented order (seeker, purpose, matches, ...)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's; keep the documented order
     if test_config:
         app.config.update(test_config)
     settings = _settings(app.config["REFMATCH_SETTINGS"])

@@ -104,8 +104,9 @@ def register(app: Flask) -> None:
             message = f"request body too large (limit {limit:,} bytes)" if limit else "request body too large"
         if wants_json():
             response = envelope(code, message, status)
-            if status == 405 and getattr(exc, "valid_methods", None):
-                response.headers["Allow"] = ", ".join(exc.valid_methods)
+            allowed = getattr(exc, "valid_methods", None)
+            if status == 405 and allowed:
+                response.headers["Allow"] = ", ".join(allowed)
             return response
         return _page(status, exc.name or "Error", message)
 

@@ -212,7 +212,8 @@ def _account_page(
         match_error = exc.message
     state().bring_risk_current()
     risk = risk_service.risk_of(svc, external_id)
-    recent, recent_total = [], 0
+    recent: list[Any] = []
+    recent_total = 0
     if account["advocate"]:
         recent, recent_total = workflow.list_requests(svc.db, user, advocate_external_id=external_id, limit=5)
     page = render_template(
@@ -411,8 +412,8 @@ def request_detail(request_id: int) -> Page:
 @bp.post("/requests/<int:request_id>/transition")
 def request_transition(request_id: int) -> Page:
     to_status = request.form.get("to_status", "")
-    values = {k: request.form.get(k, "").strip() or None for k in ("note", "scheduled_for", "rating", "deal_outcome",
-                                                                  "influenced_arr", "override_reason")}  # fmt: skip
+    values: dict[str, Any] = {k: request.form.get(k, "").strip() or None for k in (
+        "note", "scheduled_for", "rating", "deal_outcome", "influenced_arr", "override_reason")}  # fmt: skip
     try:
         with state().writing() as svc:
             view = workflow.transition(svc.db, _user(), request_id, to_status, settings=svc.settings, **values)
