@@ -1,6 +1,8 @@
 import csv
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,23 @@ from tests.e2e_demo import demo_build, demo_dir, demo_server  # noqa: F401 - ses
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+_SHM = Path("/dev/shm")
+
+
+def pytest_configure(config):
+    """Temporary folders in memory (tmpfs) where the machine has one: SQLite's fsyncs then cost nothing,
+    which on a busy shared disk was most of the suite's wall time. REFMATCH_TEST_DISK=1, or
+    --basetemp, keeps them on disk (and after the run, to look at)."""
+    if config.option.basetemp or os.environ.get("REFMATCH_TEST_DISK") or not os.access(_SHM, os.W_OK):
+        return
+    config.option.basetemp = tempfile.mkdtemp(prefix="refmatch-tests-", dir=_SHM)
+    config._refmatch_shm = config.option.basetemp
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_refmatch_shm", None)
+    if folder:  # memory, not disk: give it back
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_csv(path: Path, rows: list[dict]) -> Path:
@@ -80,13 +99,13 @@ def advocate(external_id, **extra):
     return row
 
 
-@pytest.fixture
-def world(tmp_path, service):
+def build_world(service: Service, folder: Path) -> Service:
     """A small, hand-built world where the right answers are known.
 
     P1 (a logistics prospect evaluating Flow WMS) has two open needs. A1 met both, A2
     one, A3 none; every other advocate is ineligible for exactly one reason.
     """
+
     warehouse = "consolidate regional warehouses onto one wms"
     sso = "single sign on with azure ad"
     accounts = [
@@ -128,8 +147,31 @@ def world(tmp_path, service):
         advocate("A10"),
         advocate("A11", reference_types=["logo"]),
     ]
-    service.import_file("accounts", write_csv(tmp_path / "accounts.csv", accounts))
-    service.import_file("needs", write_csv(tmp_path / "needs.csv", needs))
-    service.import_file("advocates", write_csv(tmp_path / "advocates.csv", advocates))
+    service.import_file("accounts", write_csv(folder / "accounts.csv", accounts))
+    service.import_file("needs", write_csv(folder / "needs.csv", needs))
+    service.import_file("advocates", write_csv(folder / "advocates.csv", advocates))
     service.build_indexes()
+    return service
+
+
+@pytest.fixture(scope="session")
+def world_template(tmp_path_factory) -> Path:
+    """The world built once per session (database and indexes); each test gets a copy."""
+    folder = tmp_path_factory.mktemp("world")
+    settings = load_settings({"db": str(folder / "refmatch.db"), "index_dir": str(folder / "indexes")}, env={})
+    svc = Service(settings, encoder=FakeEncoder())
+    build_world(svc, folder)
+    svc.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    svc.close()
+    return folder
+
+
+@pytest.fixture
+def world(world_template, service):
+    """A private copy of the world (see build_world): copying two files beats rebuilding it in every test."""
+    shutil.copyfile(world_template / "refmatch.db", service.settings.db_path)
+    shutil.copytree(world_template / "indexes", service.settings.index_path)
+    secret = world_template / "refmatch.db.secret"
+    if secret.exists():
+        shutil.copyfile(secret, str(service.settings.db_path) + ".secret")
     return service
