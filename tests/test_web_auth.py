@@ -3,7 +3,7 @@
 import pytest
 
 from refmatch.app import users
-from refmatch.web.openapi import document
+from refmatch.web.api import document
 from tests import web_support
 from tests.web_support import PASSWORD, bearer, csrf_of, login, page_csrf, post_form
 

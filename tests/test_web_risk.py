@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 
 from refmatch.app import users
-from refmatch.web.openapi import document
+from refmatch.web.api import document
 from refmatch.web.ui import sparkline
 from tests import web_support
 from tests.conftest import write_csv
@@ -136,7 +136,7 @@ def test_the_risk_routes_are_in_the_document():
     assert doc["paths"]["/api/v1/at-risk"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/AtRiskAccountPage"
     }
-    assert "get" in doc["paths"]["/api/v1/accounts/{id}/risk"]
+    assert "get" in doc["paths"]["/api/v1/accounts/{external_id}/risk"]
     assert {"AtRiskAccount", "AccountRisk", "RiskReason", "RiskEpisode"} <= set(doc["components"]["schemas"])
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response, g
 
 from refmatch.config import Settings, load_settings
 from refmatch.web import api, auth, errors, ui
@@ -84,16 +84,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     auth.register(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(ui.bp)
-
-    @app.get("/healthz")
-    def healthz() -> Response:
-        return jsonify({"status": "ok"})
-
-    @app.get("/readyz")
-    def readyz() -> tuple[Response, int]:
-        checks = service.readiness()
-        ready = all(c["ok"] for c in checks.values())
-        return jsonify({"status": "ready" if ready else "not_ready", "checks": checks}), 200 if ready else 503
+    app.register_blueprint(api.ops)
 
     @app.before_request
     def started() -> None:

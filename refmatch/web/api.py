@@ -1,27 +1,34 @@
-"""The JSON API under /api/v1: parse the request, call the service layer, return JSON.
+"""The JSON API under /api/v1: validate the request, call the service layer, return JSON.
 
-Described by the OpenAPI 3.1 document in ``refmatch.web.openapi`` (served at
-``/api/v1/openapi.json``); the tests validate every response they get against it.
+Each view declares its query string, body and answers once, with the models of
+``refmatch.web.schemas``; spectree (``refmatch.web.openapi``) checks requests against them
+and writes the OpenAPI 3.1 document from them (served at ``/api/v1/openapi.json``). The
+tests validate every response they get against that document.
 """
 
 from __future__ import annotations
 
+import copy
 import json
-from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
+from spectree import Response as Answers
 
 from refmatch.app import queries
 from refmatch.app import requests as workflow
 from refmatch.app import risk as risk_service
-from refmatch.domain.errors import InvalidInput
+from refmatch.web import schemas
 from refmatch.web.auth import EDITORS, current_user, require_role
 from refmatch.web.errors import HttpError
-from refmatch.web.openapi import document
+from refmatch.web.openapi import responses, spec
+from refmatch.web.schemas import page
 from refmatch.web.state import SharedService, WebState
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+ops = Blueprint("ops", __name__)  # /healthz and /readyz: for load balancers, no sign-in
+ACCOUNT_ID = {"external_id": "the account's external id"}
+REQUEST_ID = {"request_id": "the reference request's id"}
 
 
 def state() -> WebState:
@@ -38,51 +45,21 @@ def _user():  # noqa: ANN202 - users.User, present behind the auth gate
     return user
 
 
-# -- parsing ---------------------------------------------------------------------
+def document(app: Flask | None = None) -> dict[str, Any]:
+    """The OpenAPI document (a copy: callers may change it); without ``app``, from these blueprints alone."""
+    if app is None:
+        app = Flask("refmatch-openapi")
+        app.register_blueprint(bp)
+        app.register_blueprint(ops)
+    with app.app_context():  # spectree reads the routes of the current app
+        return copy.deepcopy(spec.spec)
 
 
-def _bad(field: str, message: str) -> InvalidInput:
-    return InvalidInput(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
-def int_arg(name: str, default: int | None, low: int | None = None, high: int | None = None) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _bad(name, f"must be an integer, got {raw!r}") from None
-    if (low is not None and value < low) or (high is not None and value > high):
-        span = f"between {low} and {high}" if low is not None and high is not None else f">= {low}"
-        raise _bad(name, f"must be {span}, got {value}")
-    return value
-
-
-def bool_arg(name: str) -> bool | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw.lower() in ("1", "true", "yes"):
-        return True
-    if raw.lower() in ("0", "false", "no"):
-        return False
-    raise _bad(name, f"must be true or false, got {raw!r}")
-
-
-def page_args() -> tuple[int, int]:
-    limit = int_arg("limit", 50, 1, queries.MAX_LIMIT)
-    offset = int_arg("offset", 0, 0)
-    assert limit is not None and offset is not None
-    return limit, offset
-
-
-def page(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
-
-
-def json_body() -> dict[str, Any]:
-    """The request's JSON object: 400 for anything that is not JSON, 422 for JSON that is not an object."""
+@bp.before_request
+def _json_bodies() -> None:
+    """A body that is not JSON is 400, JSON that is not an object 422, before any field is looked at."""
+    if request.method not in ("POST", "PATCH"):
+        return
     if not request.is_json:
         raise HttpError("bad_json", "send a JSON body with 'Content-Type: application/json'")
     try:
@@ -91,40 +68,20 @@ def json_body() -> dict[str, Any]:
         raise HttpError("bad_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise HttpError("unprocessable", f"the body must be a JSON object, got {type(body).__name__}")
-    return body
 
 
-_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
-    "string": ((str,), "a string"),
-    "integer": ((int,), "an integer"),
-    "number": ((int, float), "a number"),
-    "boolean": ((bool,), "true or false"),
-    "strings": ((list,), "a list of strings"),
-}
+def _body() -> dict[str, Any]:
+    """The JSON object as sent (after validation): absent and null stay apart, as PATCH needs."""
+    return json.loads(request.get_data(cache=True))
 
 
-def fields(body: Mapping[str, Any], spec: Mapping[str, tuple[str, bool]]) -> dict[str, Any]:
-    """Check a body against {field: (type, required)}: every problem at once, each naming its field."""
-    problems = [{"field": k, "message": f"unknown field (allowed: {', '.join(spec)})"} for k in body if k not in spec]
-    out: dict[str, Any] = {}
-    for name, (kind, required) in spec.items():
-        value = body.get(name)
-        if value is None:
-            if required:
-                problems.append({"field": name, "message": "a value is required"})
-            continue
-        types, label = _TYPES[kind]
-        ok = isinstance(value, types) and not (kind in ("integer", "number") and isinstance(value, bool))
-        if ok and kind == "strings":
-            ok = all(isinstance(v, str) for v in value)
-        if not ok:
-            problems.append({"field": name, "message": f"must be {label}, got {json.dumps(value)[:60]}"})
-            continue
-        out[name] = value
-    if problems:
-        listed = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-        raise InvalidInput(f"invalid request body: {listed}", details=problems)
-    return out
+def _given(model: schemas.Strict) -> dict[str, Any]:
+    """The fields of a validated body that the caller sent with a value."""
+    return model.model_dump(exclude_none=True)
+
+
+def _ctx(name: str) -> Any:
+    return getattr(request.context, name)  # type: ignore[attr-defined]  # spectree puts the validated models there
 
 
 def created(body: dict[str, Any], location: str) -> Response:
@@ -138,16 +95,42 @@ def _contacts() -> bool:
     return workflow.can_see_contact(_user(), None)
 
 
-# -- the document and the caller ---------------------------------------------------
+# -- operations ------------------------------------------------------------------------
+
+
+@ops.get("/healthz")
+@spec.validate(resp=responses(schemas.Health, public=True), tags=["ops"], security={})
+def healthz() -> Response:
+    """The process is alive"""
+    return jsonify({"status": "ok"})
+
+
+@ops.get("/readyz")
+@spec.validate(
+    resp=Answers(HTTP_200=schemas.Ready, HTTP_503=schemas.Ready, HTTP_500=schemas.Error), tags=["ops"], security={}
+)
+def readyz() -> Response:
+    """Database open, indexes loaded and not stale, model loaded (503 with the checks if not)"""
+    checks = service().readiness()
+    ready = all(c["ok"] for c in checks.values())
+    response = jsonify({"status": "ready" if ready else "not_ready", "checks": checks})
+    response.status_code = 200 if ready else 503
+    return response
 
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return jsonify(document())
+    """This document (an object; listed in no document, being the document)."""
+    return jsonify(document(current_app))
+
+
+# -- the caller ------------------------------------------------------------------------
 
 
 @bp.get("/me")
+@spec.validate(resp=responses(schemas.User), tags=["meta"])
 def me() -> Response:
+    """The signed-in user"""
     user = _user()
     return jsonify({**user.as_dict(), "is_manager": user.is_manager, "is_admin": user.is_admin})
 
@@ -156,168 +139,152 @@ def me() -> Response:
 
 
 @bp.get("/accounts")
+@spec.validate(query=schemas.AccountsQuery, resp=responses(schemas.AccountSummaryPage, "400"), tags=["accounts"])
 def list_accounts() -> Response:
-    limit, offset = page_args()
-    args = {k: request.args.get(k) or None for k in ("q", *queries.ACCOUNT_FILTERS)}
-    items, total = queries.list_accounts(service().db, **args, limit=limit, offset=offset)
-    return jsonify(page(items, total, limit, offset))
+    """Accounts: full-text search (q: name, id, industry, products, profile and needs), filters, pagination"""
+    query: schemas.AccountsQuery = _ctx("query")
+    args = query.model_dump(exclude={"limit", "offset"})
+    items, total = queries.list_accounts(service().db, **args, limit=query.limit, offset=query.offset)
+    return jsonify(page(items, total, query.limit, query.offset))
 
 
 @bp.post("/accounts")
 @require_role(*EDITORS)
+@spec.validate(
+    json=schemas.AccountInput, resp=responses(schemas.Account, "409", status=201, body=True), tags=["accounts"]
+)
 def create_account() -> Response:
-    body = json_body()
+    """Create an account (reference managers, admins); validated like an import row"""
     with state().writing() as svc:
-        account = queries.create_account(svc, body, include_contact=_contacts())
+        account = queries.create_account(svc, _body(), include_contact=_contacts())
         svc.build_indexes()  # the new profile is searchable at once
     return created(account, url_for("api.get_account", external_id=account["external_id"]))
 
 
 @bp.get("/accounts/<external_id>")
+@spec.validate(resp=responses(schemas.Account, "404"), tags=["accounts"], path_parameter_descriptions=ACCOUNT_ID)
 def get_account(external_id: str) -> Response:
+    """An account with its needs and advocate profile"""
     svc = service()
     return jsonify(queries.get_account(svc.db, svc.settings, external_id, include_contact=_contacts()))
 
 
 @bp.patch("/accounts/<external_id>")
 @require_role(*EDITORS)
+@spec.validate(
+    json=schemas.AccountPatch,
+    resp=responses(schemas.Account, "404", body=True),
+    tags=["accounts"],
+    path_parameter_descriptions=ACCOUNT_ID,
+)
 def update_account(external_id: str) -> Response:
-    body = json_body()
+    """Update an account (reference managers, admins): the fields given; null clears one"""
     with state().writing() as svc:
-        account = queries.update_account(svc, external_id, body, include_contact=_contacts())
+        account = queries.update_account(svc, external_id, _body(), include_contact=_contacts())
         svc.build_indexes()
     return jsonify(account)
 
 
 @bp.get("/accounts/<external_id>/matches")
+@spec.validate(
+    query=schemas.MatchesQuery,
+    resp=responses(schemas.MatchResult, "400", "404", "503"),
+    tags=["matching"],
+    path_parameter_descriptions=ACCOUNT_ID,
+)
 def account_matches(external_id: str) -> Response:
-    result = service().match_account(
-        external_id,
-        purpose=request.args.get("purpose") or "reference",
-        k=int_arg("k", None),
-        reference_type=request.args.get("reference_type") or None,
-        product=request.args.get("product") or None,
-    )
+    """Matches for a stored seeker, with component scores and reasons"""
+    query: schemas.MatchesQuery = _ctx("query")
+    result = service().match_account(external_id, **query.model_dump())
     return jsonify(result.as_dict())
 
 
 # -- risk ----------------------------------------------------------------------------
 
-AT_RISK_LIMIT = 20  # each account of a page is matched: pages stay small
-AT_RISK_MAX = 100
-
 
 @bp.get("/at-risk")
+@spec.validate(query=schemas.AtRiskQuery, resp=responses(schemas.AtRiskAccountPage, "400", "503"), tags=["risk"])
 def at_risk() -> Response:
-    limit = int_arg("limit", AT_RISK_LIMIT, 1, AT_RISK_MAX)
-    offset = int_arg("offset", 0, 0)
-    assert limit is not None and offset is not None
+    """Accounts at a risk level or above, riskiest first, each with its top 3 retention peers"""
+    query: schemas.AtRiskQuery = _ctx("query")
     state().bring_risk_current()
-    items, total, _ = risk_service.at_risk_page(
-        service(), level=request.args.get("level") or None, limit=limit, offset=offset
-    )
-    return jsonify(page(items, total, limit, offset))
+    items, total, _ = risk_service.at_risk_page(service(), level=query.level, limit=query.limit, offset=query.offset)
+    return jsonify(page(items, total, query.limit, query.offset))
 
 
 @bp.get("/accounts/<external_id>/risk")
+@spec.validate(
+    query=schemas.RiskQuery,
+    resp=responses(schemas.AccountRisk, "400", "404"),
+    tags=["risk"],
+    path_parameter_descriptions=ACCOUNT_ID,
+)
 def account_risk(external_id: str) -> Response:
+    """An account's risk: score, level, reasons, every rule's measure, its episodes and signals"""
+    query: schemas.RiskQuery = _ctx("query")
     state().bring_risk_current()
-    return jsonify(risk_service.account_risk(service(), external_id, as_of=request.args.get("as_of") or None))
+    return jsonify(risk_service.account_risk(service(), external_id, as_of=query.as_of))
 
 
 # -- needs and advocates --------------------------------------------------------------
 
 
 @bp.get("/needs")
+@spec.validate(query=schemas.NeedsQuery, resp=responses(schemas.NeedPage, "400"), tags=["accounts"])
 def list_needs() -> Response:
-    limit, offset = page_args()
-    items, total = queries.list_needs(
-        service().db,
-        account=request.args.get("account") or None,
-        status=request.args.get("status") or None,
-        q=request.args.get("q") or None,
-        limit=limit,
-        offset=offset,
-    )
-    return jsonify(page(items, total, limit, offset))
+    """Needs: by account, status, text search"""
+    query: schemas.NeedsQuery = _ctx("query")
+    items, total = queries.list_needs(service().db, **query.model_dump())
+    return jsonify(page(items, total, query.limit, query.offset))
 
 
 @bp.get("/advocates")
+@spec.validate(query=schemas.AdvocatesQuery, resp=responses(schemas.AdvocatePage, "400"), tags=["advocates"])
 def list_advocates() -> Response:
-    limit, offset = page_args()
+    """Advocates with consent, reference types and this quarter's load"""
+    query: schemas.AdvocatesQuery = _ctx("query")
     svc = service()
     items, total = queries.list_advocates(
         svc.db,
         svc.settings,
-        q=request.args.get("q") or None,
-        consent=bool_arg("consent"),
-        reference_type=request.args.get("reference_type") or None,
-        near_capacity_only=bool(bool_arg("near_capacity")),
+        q=query.q,
+        consent=query.consent,
+        reference_type=query.reference_type,
+        near_capacity_only=query.near_capacity,
         include_contact=_contacts(),
-        limit=limit,
-        offset=offset,
+        limit=query.limit,
+        offset=query.offset,
     )
-    return jsonify(page(items, total, limit, offset))
+    return jsonify(page(items, total, query.limit, query.offset))
 
 
 @bp.get("/advocates/load")
+@spec.validate(query=schemas.LoadQuery, resp=responses(schemas.AdvocateLoadPage, "400"), tags=["advocates"])
 def advocate_load() -> Response:
-    limit, offset = page_args()
+    """The advocate load view: slots used this quarter, fullest first"""
+    query: schemas.LoadQuery = _ctx("query")
     svc = service()
     items, total = workflow.advocate_load(
-        svc.db, svc.settings, limit=limit, offset=offset, near_capacity_only=bool(bool_arg("near_capacity"))
+        svc.db, svc.settings, limit=query.limit, offset=query.offset, near_capacity_only=query.near_capacity
     )
     contacts = queries.advocate_contacts(svc.db, [i["external_id"] for i in items]) if _contacts() else {}
     for item in items:
         item["contact"] = contacts.get(item["external_id"])
-    return jsonify(page(items, total, limit, offset))
+    return jsonify(page(items, total, query.limit, query.offset))
 
 
 # -- ad-hoc matching ------------------------------------------------------------------
 
-MATCH_FIELDS = {
-    "text": ("string", True),
-    "needs": ("strings", False),
-    "name": ("string", False),
-    "industry": ("string", False),
-    "employees": ("integer", False),
-    "country": ("string", False),
-    "region": ("string", False),
-    "products": ("strings", False),
-    "stage": ("string", False),
-    "do_not_match": ("strings", False),
-    "purpose": ("string", False),
-    "k": ("integer", False),
-    "reference_type": ("string", False),
-    "product": ("string", False),
-}
-
 
 @bp.post("/match")
+@spec.validate(json=schemas.AdhocMatch, resp=responses(schemas.MatchResult, "503", body=True), tags=["matching"])
 def match_text() -> Response:
-    args = fields(json_body(), MATCH_FIELDS)
+    """Ad-hoc matching: a prospect described in free text, with optional needs and fields"""
+    args = _given(_ctx("json"))
     return jsonify(service().match_text(args.pop("text"), **args).as_dict())
 
 
 # -- reference requests ---------------------------------------------------------------
-
-REQUEST_FIELDS = {
-    "advocate_external_id": ("string", True),
-    "seeker_external_id": ("string", False),
-    "purpose": ("string", False),
-    "reference_type": ("string", False),
-    "note": ("string", False),
-    "override_reason": ("string", False),
-}
-TRANSITION_FIELDS = {
-    "to_status": ("string", True),
-    "note": ("string", False),
-    "scheduled_for": ("string", False),
-    "rating": ("integer", False),
-    "deal_outcome": ("string", False),
-    "influenced_arr": ("number", False),
-    "override_reason": ("string", False),
-}
 
 
 def _request_body(view: workflow.RequestView) -> dict[str, Any]:
@@ -326,37 +293,57 @@ def _request_body(view: workflow.RequestView) -> dict[str, Any]:
 
 
 @bp.post("/requests")
+@spec.validate(
+    json=schemas.RequestCreate,
+    resp=responses(schemas.ReferenceRequest, "404", "409", status=201, body=True),
+    tags=["requests"],
+)
 def create_request() -> Response:
-    args = fields(json_body(), REQUEST_FIELDS)
+    """Ask an advocate for a reference (409 without consent or capacity)"""
+    args = _given(_ctx("json"))
     with state().writing() as svc:
         view = workflow.create_request(svc.db, _user(), settings=svc.settings, **args)
     return created(_request_body(view), url_for("api.get_request", request_id=view.id))
 
 
 @bp.get("/requests")
+@spec.validate(
+    query=schemas.RequestsQuery, resp=responses(schemas.ReferenceRequestSummaryPage, "400"), tags=["requests"]
+)
 def list_requests() -> Response:
-    limit, offset = page_args()
-    status = request.args.get("status") or None
+    """Reference requests, newest first"""
+    query: schemas.RequestsQuery = _ctx("query")
     views, total = workflow.list_requests(
         service().db,
         _user(),
-        status=status,
-        advocate_external_id=request.args.get("advocate") or None,
-        mine=bool(bool_arg("mine")),
-        limit=limit,
-        offset=offset,
+        status=query.status,
+        advocate_external_id=query.advocate,
+        mine=query.mine,
+        limit=query.limit,
+        offset=query.offset,
     )
-    return jsonify(page([v.as_dict() for v in views], total, limit, offset))
+    return jsonify(page([v.as_dict() for v in views], total, query.limit, query.offset))
 
 
 @bp.get("/requests/<int:request_id>")
+@spec.validate(
+    resp=responses(schemas.ReferenceRequest, "404"), tags=["requests"], path_parameter_descriptions=REQUEST_ID
+)
 def get_request(request_id: int) -> Response:
+    """A reference request with its audit trail"""
     return jsonify(_request_body(workflow.get_request(service().db, _user(), request_id)))
 
 
 @bp.post("/requests/<int:request_id>/transition")
+@spec.validate(
+    json=schemas.Transition,
+    resp=responses(schemas.ReferenceRequest, "404", "409", body=True),
+    tags=["requests"],
+    path_parameter_descriptions=REQUEST_ID,
+)
 def transition(request_id: int) -> Response:
-    args = fields(json_body(), TRANSITION_FIELDS)
+    """Move a request along requested -> approved | declined -> scheduled -> completed | cancelled"""
+    args = _given(_ctx("json"))
     to_status = args.pop("to_status")
     with state().writing() as svc:
         view = workflow.transition(svc.db, _user(), request_id, to_status, settings=svc.settings, **args)

@@ -22,7 +22,7 @@ from refmatch.domain.errors import Forbidden, Unauthorized
 from refmatch.web.errors import HttpError
 
 # reachable without signing in (static: the login page's stylesheet, nothing else lives there)
-PUBLIC = frozenset({"healthz", "readyz", "ui.login", "static"})
+PUBLIC = frozenset({"ops.healthz", "ops.readyz", "ui.login", "static"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -75,7 +75,7 @@ def _identify() -> None:
 
     state: WebState = current_app.extensions["refmatch"]
     g.user, g.auth = None, None
-    if request.endpoint in ("healthz", "readyz", "static"):
+    if request.endpoint in ("ops.healthz", "ops.readyz", "static"):
         return
     token = _bearer() if request.path.startswith("/api/") else None
     if token is not None:
@@ -105,7 +105,7 @@ def _gate() -> Any:
 
 
 def _check_csrf() -> None:
-    if request.method in SAFE_METHODS or g.get("auth") == "token" or request.endpoint in ("healthz", "readyz"):
+    if request.method in SAFE_METHODS or g.get("auth") == "token" or request.endpoint in ("ops.healthz", "ops.readyz"):
         return
     expected = session.get("csrf")
     sent = request.headers.get(CSRF_HEADER)

@@ -1,0 +1,524 @@
+"""Every shape of the JSON API, declared once as pydantic models.
+
+spectree (``refmatch.web.openapi``) validates requests against them (query strings and
+bodies) and generates the OpenAPI 3.1 document from them, so the document, the checks
+and the answers cannot drift apart. Responses are strict (no unknown properties, every
+property present), so a handler that returns something else fails the tests, which
+validate every response against the served document.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from refmatch.domain import vocabulary
+
+Purpose = Literal["reference", "mentor", "retention"]
+ReferenceType = Literal["call", "site_visit", "case_study", "logo", "mentoring", "peer_call"]
+NeedStatus = Literal["open", "in_progress", "met"]
+RequestState = Literal["requested", "approved", "declined", "scheduled", "completed", "cancelled"]
+DealOutcome = Literal["won", "lost", "open"]
+Role = Literal["sales", "cs", "reference_manager", "admin"]
+RiskLevel = Literal["low", "medium", "high"]
+# the vocabulary is defined in refmatch.domain.vocabulary; these literals must say the same
+for _literal, _words in (
+    (Purpose, vocabulary.PURPOSES),
+    (ReferenceType, vocabulary.REFERENCE_TYPES),
+    (NeedStatus, vocabulary.NEED_STATUSES),
+    (RequestState, vocabulary.REQUEST_STATES),
+    (DealOutcome, vocabulary.DEAL_OUTCOMES),
+    (Role, vocabulary.ROLES),
+    (RiskLevel, vocabulary.RISK_LEVELS),
+):
+    if get_args(_literal) != tuple(_words):
+        raise RuntimeError(f"refmatch.web.schemas: {_literal} differs from the vocabulary {_words}")
+
+Day = Annotated[str, Field(json_schema_extra={"format": "date"})]
+Count = Annotated[int, Field(ge=0)]
+
+
+class Strict(BaseModel):
+    """No property that is not declared (in requests: refused with its name; in responses: a test failure)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Body(Strict):
+    """A JSON body: types as JSON has them ("5" is not an integer, true is not a number)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+# -- errors ---------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    """What to fix; ``field`` names the input field when there is one (and more, by error)."""
+
+    field: str | None = None
+    message: str | None = None
+
+
+class ErrorBody(Strict):
+    code: str = Field(description="stable, machine-readable: invalid_input, not_found, conflict...")
+    message: str
+    details: list[ErrorDetail]
+
+
+class Error(Strict):
+    """Every error the API answers: one envelope."""
+
+    error: ErrorBody
+
+
+# -- query strings ------------------------------------------------------------------------
+
+
+class PageQuery(Strict):
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0)
+
+
+class AccountsQuery(PageQuery):
+    q: str | None = Field(
+        None, description="full-text search: every word (or a word it begins) in the account or its needs"
+    )
+    industry: str | None = None
+    stage: str | None = None
+    region: str | None = None
+    products: str | None = Field(None, description="accounts using any of these products (';' or ',' between them)")
+
+
+class MatchesQuery(Strict):
+    purpose: Purpose = "reference"
+    k: int | None = Field(None, ge=1, le=100)
+    reference_type: ReferenceType | None = None
+    product: str | None = Field(None, description="the product the seeker needs a peer on")
+
+
+class RiskQuery(Strict):
+    as_of: Day | None = Field(None, description="score as of this day (YYYY-MM-DD); default today")
+
+
+class AtRiskQuery(Strict):
+    level: RiskLevel | None = Field(None, description="the lowest level listed; default the configured at-risk level")
+    limit: int = Field(20, ge=1, le=100, description="each account of a page is matched: pages stay small")
+    offset: int = Field(0, ge=0)
+
+
+class NeedsQuery(PageQuery):
+    account: str | None = Field(None, description="an account's external id")
+    status: NeedStatus | None = None
+    q: str | None = Field(None, description="case-insensitive substring search")
+
+
+class AdvocatesQuery(PageQuery):
+    q: str | None = Field(None, description="case-insensitive substring search")
+    consent: bool | None = None
+    reference_type: ReferenceType | None = None
+    near_capacity: bool = Field(False, description="only advocates with at most one slot left")
+
+
+class LoadQuery(PageQuery):
+    near_capacity: bool = False
+
+
+class RequestsQuery(PageQuery):
+    status: RequestState | None = None
+    advocate: str | None = Field(None, description="the advocate's external id")
+    mine: bool = Field(False, description="only the caller's own requests")
+
+
+# -- accounts ---------------------------------------------------------------------------
+
+
+def _imported(schema: dict[str, Any], description: str = "") -> Any:
+    """A body field checked by the import rules, not here: documented with ``schema``, any value accepted."""
+
+    def shape(document: dict[str, Any]) -> None:
+        document.pop("default", None)  # absent, not null: the import rules apply their own defaults
+        document.update(schema)
+        if description:
+            document["description"] = description
+
+    return Field(None, json_schema_extra=shape)
+
+
+_NULLABLE_STR = {"type": ["string", "null"]}
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_DATE = {"type": ["string", "null"], "format": "date"}
+
+
+class AccountBody(BaseModel):
+    """An account as the import columns define it. Its values are checked by refmatch.importing, the rule the
+    CSV and JSON Lines imports follow, which names every problem at once; so here nothing is refused."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": False})
+
+    external_id: Any = _imported({"type": "string"}, "the CRM's id; the API's account {external_id}")
+    name: Any = _imported({"type": "string"})
+    industry: Any = _imported(_NULLABLE_STR)
+    employees: Any = _imported({"type": ["integer", "null"], "minimum": 0})
+    country: Any = _imported(_NULLABLE_STR)
+    region: Any = _imported(_NULLABLE_STR)
+    products: Any = _imported(_STRINGS)
+    stage: Any = _imported({"type": "string"}, "one of the configured journey stages")
+    stage_since: Any = _imported(_DATE)
+    health: Any = _imported({"type": ["number", "null"], "minimum": 0, "maximum": 100})
+    arr: Any = _imported({"type": ["number", "null"], "minimum": 0})
+    renewal_date: Any = _imported(_DATE)
+    owner: Any = _imported(_NULLABLE_STR)
+    profile: Any = _imported(_NULLABLE_STR)
+    do_not_match: Any = _imported(_STRINGS)
+
+
+class AccountInput(AccountBody):
+    """A new account, validated like an import row; external_id, name and stage are required."""
+
+    model_config = ConfigDict(
+        extra="allow", json_schema_extra={"additionalProperties": False, "required": ["external_id", "name", "stage"]}
+    )
+
+
+class AccountPatch(AccountBody):
+    """The fields to change, validated like an import row; null clears one."""
+
+
+class AccountSummary(Strict):
+    external_id: str
+    name: str
+    industry: str | None
+    employees: Count | None
+    country: str | None
+    region: str | None
+    size_band: str | None
+    products: list[str]
+    stage: str
+    health: float | None = Field(ge=0, le=100)
+    open_needs: Count
+    is_advocate: bool = Field(description="an advocate that consents")
+
+
+class AccountNeed(Strict):
+    id: int
+    need: str
+    status: NeedStatus
+    met_on: Day | None
+    product: str | None
+
+
+class Contact(Strict):
+    name: str | None
+    title: str | None
+    email: str | None
+
+
+class Advocate(Strict):
+    external_id: str
+    name: str
+    industry: str | None
+    stage: str
+    region: str | None
+    products: list[str]
+    health: float | None
+    consent: bool
+    reference_types: list[ReferenceType]
+    capacity: Count = Field(description="requests per quarter")
+    used_this_quarter: Count
+    remaining: Count
+    blackout_until: Day | None
+    topics: str | None
+    contact: Contact | None = Field(description="reference managers only")
+
+
+class StageEntry(Strict):
+    stage: str
+    entered_on: str | None
+
+
+class Account(Strict):
+    external_id: str
+    name: str
+    industry: str | None
+    employees: Count | None
+    country: str | None
+    region: str | None
+    products: list[str]
+    stage: str
+    stage_since: Day | None
+    health: float | None = Field(ge=0, le=100)
+    arr: float | None = Field(ge=0)
+    renewal_date: Day | None
+    owner: str | None
+    profile: str | None
+    do_not_match: list[str]
+    size_band: str | None
+    created_at: str
+    updated_at: str
+    needs: list[AccountNeed]
+    stage_history: list[StageEntry]
+    advocate: Advocate | None
+
+
+class Need(Strict):
+    id: int
+    account_external_id: str
+    account_name: str
+    need: str
+    status: NeedStatus
+    met_on: Day | None
+    product: str | None
+
+
+class AdvocateLoad(Strict):
+    external_id: str
+    name: str
+    consent: bool
+    reference_types: list[ReferenceType]
+    capacity: Count
+    used_this_quarter: Count
+    remaining: Count
+    last_used_at: str | None
+    contact: Contact | None
+
+
+# -- matching ----------------------------------------------------------------------------
+
+
+class Party(Strict):
+    external_id: str
+    name: str
+
+
+class MaybeParty(Strict):
+    external_id: str | None
+    name: str
+
+
+class Match(Strict):
+    rank: int = Field(ge=1)
+    advocate: Party
+    score: float
+    components: dict[str, float] = Field(
+        description="need_coverage, profile_similarity, industry, size, region, products, stage_gap, fatigue"
+    )
+    reasons: list[str]
+
+
+class IndexInfo(Strict):
+    built_at: str | None
+    data_version: int | None
+
+
+class MatchResult(Strict):
+    seeker: MaybeParty
+    purpose: Purpose
+    matches: list[Match]
+    model: str
+    index: IndexInfo
+
+
+class AdhocMatch(Body):
+    text: str = Field(description="free-text description of the prospect")
+    needs: list[str] | None = Field(None, description="its open needs, one per item")
+    name: str | None = None
+    industry: str | None = None
+    employees: Count | None = None
+    country: str | None = None
+    region: str | None = None
+    products: list[str] | None = None
+    stage: str | None = None
+    do_not_match: list[str] | None = None
+    purpose: Purpose | None = None
+    k: int | None = Field(None, ge=1, le=100)
+    reference_type: ReferenceType | None = None
+    product: str | None = None
+
+
+# -- reference requests ---------------------------------------------------------------------
+
+
+class RequestCreate(Body):
+    advocate_external_id: str
+    seeker_external_id: str | None = None
+    purpose: Purpose | None = None
+    reference_type: ReferenceType | None = None
+    note: str | None = None
+    override_reason: str | None = Field(None, description="reference managers: go ahead despite capacity or consent")
+
+
+class Transition(Body):
+    to_status: RequestState
+    note: str | None = None
+    scheduled_for: str | None = Field(None, description="ISO date or date-time; only with to_status scheduled")
+    rating: int | None = Field(None, ge=1, le=5, description="only when completing")
+    deal_outcome: DealOutcome | None = Field(None, description="only when completing")
+    influenced_arr: float | None = Field(None, ge=0, description="only when completing")
+    override_reason: str | None = None
+
+
+class Event(Strict):
+    at: str
+    actor: str | None
+    from_status: RequestState | None
+    to_status: RequestState
+    note: str | None
+
+
+class ReferenceRequestSummary(Strict):
+    id: int
+    seeker: Party | None
+    advocate: Party
+    purpose: Purpose
+    reference_type: ReferenceType | None
+    status: RequestState
+    requested_by: str | None
+    requested_by_user_id: int | None
+    note: str | None
+    override_reason: str | None
+    created_at: str
+    updated_at: str
+    approved_at: str | None
+    scheduled_for: str | None
+    completed_at: str | None
+    rating: int | None
+    deal_outcome: str | None
+    influenced_arr: float | None
+    contact: Contact | None = Field(description="only when the viewer may see it")
+    allowed_actions: list[RequestState] = Field(description="what this viewer may do next")
+
+
+class ReferenceRequest(ReferenceRequestSummary):
+    events: list[Event]
+
+
+# -- risk --------------------------------------------------------------------------------
+
+
+class RiskReason(Strict):
+    rule: str = Field(description="the rule that fired (see 'refmatch risk config')")
+    trouble: str = Field(description="the trouble it names, in plain words: falling usage, champion left...")
+    points: float = Field(description="what it adds to the 0-100 score")
+    text: str = Field(description="the evidence, in plain words")
+
+
+class RiskFields(Strict):
+    external_id: str
+    name: str
+    stage: str
+    score: float = Field(ge=0, le=100)
+    level: RiskLevel
+    at_risk: bool = Field(description="at or above the configured at-risk level")
+    churned: bool
+    troubles: list[str] = Field(description="the troubles of the reasons, each once")
+    reasons: list[RiskReason]
+    at_risk_since: Day | None = Field(description="the start of the open risk episode")
+
+
+class AtRiskAccount(RiskFields):
+    renewal_date: Day | None
+    matches: list[Match] = Field(
+        max_length=3, description="the top retention peers: the reasons name the troubles each overcame"
+    )
+
+
+class RiskEpisode(Strict):
+    external_id: str
+    name: str
+    entered_on: Day
+    ended_on: Day | None
+    outcome: Literal["open", "resolved", "churned"]
+    peak_score: float
+    peak_level: RiskLevel
+    last_score: float | None
+    rules: list[str]
+    troubles: list[str]
+    reasons_at_entry: list[RiskReason]
+
+
+class RuleMeasure(Strict):
+    rule: str
+    trouble: str
+    points: float
+    fired: bool
+    measure: float | None
+
+
+class AccountRisk(RiskFields):
+    as_of: Day
+    rules: list[RuleMeasure] = Field(
+        description="every rule, fired or not, with the value it measured (null: not known)"
+    )
+    episodes: list[RiskEpisode] = Field(description="newest first")
+    signals: dict[str, list[tuple[Day, float]]] = Field(
+        description="each signal kind's series as [date, value] pairs, oldest first"
+    )
+
+
+# -- meta and operations -----------------------------------------------------------------------
+
+
+class User(Strict):
+    id: int
+    username: str
+    role: Role
+    display_name: str | None
+    is_manager: bool
+    is_admin: bool
+
+
+class Health(Strict):
+    status: Literal["ok"]
+
+
+class Check(Strict):
+    ok: bool
+    message: str
+
+
+class Checks(Strict):
+    database: Check
+    indexes: Check
+    model: Check
+
+
+class Ready(Strict):
+    status: Literal["ready", "not_ready"]
+    checks: Checks
+
+
+class Page(Strict):
+    total: Count
+    limit: int = Field(ge=1)
+    offset: Count
+
+
+class AccountSummaryPage(Page):
+    items: list[AccountSummary]
+
+
+class NeedPage(Page):
+    items: list[Need]
+
+
+class AdvocatePage(Page):
+    items: list[Advocate]
+
+
+class AdvocateLoadPage(Page):
+    items: list[AdvocateLoad]
+
+
+class ReferenceRequestSummaryPage(Page):
+    items: list[ReferenceRequestSummary]
+
+
+class AtRiskAccountPage(Page):
+    items: list[AtRiskAccount]
+
+
+def page(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:
+    """A page of a list, as every *Page model has it."""
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
