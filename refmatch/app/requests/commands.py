@@ -1,11 +1,10 @@
-"""The reference-request workflow: who may ask an advocate for what, and what happened since.
+"""Commands of the request workflow: ask an advocate, move a request along.
 
-``requested -> approved | declined -> scheduled -> completed | cancelled``. Each change
-is one transaction that updates the request and appends an event (who, when, from,
-to, note); events are never updated or deleted (a trigger refuses it). Approved,
-scheduled and completed requests use one of the advocate's quarterly slots, counted
-exactly as ``match.catalog`` counts them, so matching sees them after the commit
-(the transaction bumps data_version, which refreshes the Service's catalog).
+Each change is one transaction that updates the request and appends an event (who, when,
+from, to, note); events are never updated or deleted (a trigger refuses it). Approved,
+scheduled and completed requests use one of the advocate's quarterly slots
+(``refmatch.store.usage``), so matching sees them after the commit (the transaction
+bumps data_version, which refreshes the Service's catalog).
 
 Every function takes the ``sqlite_utils.Database`` (``service.db``) first.
 """
@@ -15,35 +14,21 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlite_utils
 
+from refmatch.app.requests.states import STATES, TRANSITIONS, bad, may_apply, raise_if
+from refmatch.app.requests.views import RequestView, get_request
 from refmatch.app.users import User
 from refmatch.config import Settings, load_settings
 from refmatch.domain import clock
-from refmatch.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from refmatch.domain.errors import Conflict, Forbidden, NotFound
 from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, PURPOSES
-from refmatch.domain.vocabulary import DEAL_OUTCOMES, REFERENCE_TYPES, REQUEST_STATES, USING_CAPACITY
-from refmatch.store import connection, inserted_id, transaction
-from refmatch.store.usage import NEAR_CAPACITY, slot_use_cte, slots_used_by
-
-STATES = REQUEST_STATES
-TRANSITIONS: dict[str, set[str]] = {
-    "requested": {"approved", "declined", "cancelled"},
-    "approved": {"scheduled", "cancelled"},
-    "scheduled": {"completed", "cancelled"},
-    "declined": set(),
-    "completed": set(),
-    "cancelled": set(),
-}
-# a button label for each target state
-VERBS = {"approved": "approve", "declined": "decline", "scheduled": "schedule", "completed": "complete",
-         "cancelled": "cancel"}  # fmt: skip
-CONTACT_STATES = USING_CAPACITY  # the requester sees the advocate's contact from approval on
-MAX_PAGE = 500
+from refmatch.domain.vocabulary import DEAL_OUTCOMES, REFERENCE_TYPES
+from refmatch.store import inserted_id, transaction
+from refmatch.store.usage import slots_used_by
 
 
 def _utc(moment: datetime | None) -> datetime:
@@ -57,64 +42,6 @@ def _utc(moment: datetime | None) -> datetime:
 
 def _clean(text: str | None) -> str | None:
     return text.strip() if isinstance(text, str) and text.strip() else None
-
-
-@dataclass
-class RequestView:
-    """A request as one viewer sees it: ``contact`` and ``allowed_actions`` depend on who asks."""
-
-    id: int
-    seeker: dict[str, Any] | None
-    advocate: dict[str, Any]
-    purpose: str
-    reference_type: str | None
-    status: str
-    requested_by: str | None
-    note: str | None
-    override_reason: str | None
-    created_at: str
-    updated_at: str
-    approved_at: str | None
-    completed_at: str | None
-    rating: int | None
-    deal_outcome: str | None
-    influenced_arr: float | None
-    contact: dict[str, Any] | None = None
-    allowed_actions: list[str] = field(default_factory=list)
-    scheduled_for: str | None = None
-    requested_by_user_id: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class Event:
-    at: str
-    actor: str | None
-    from_status: str | None
-    to_status: str
-    note: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-# -- who may do what ------------------------------------------------------
-def may_apply(user: User, requested_by_user_id: int | None, to_status: str) -> bool:
-    """Managers and admins apply every transition; the requester may cancel their own request."""
-    if user.is_manager:
-        return True
-    return to_status == "cancelled" and requested_by_user_id is not None and requested_by_user_id == user.id
-
-
-def can_see_contact(user: User | None, request: RequestView | None) -> bool:
-    """Managers and admins always; the requester once their request is approved; nobody else."""
-    if user is None:
-        return False
-    if user.is_manager:
-        return True
-    return request is not None and request.requested_by_user_id == user.id and request.status in CONTACT_STATES
 
 
 # -- capacity and consent ---------------------------------------------------
@@ -172,15 +99,6 @@ def _override_note(note: str | None, problems: list[dict[str, Any]], reason: str
 
 
 # -- validation ---------------------------------------------------------------
-def _bad(field_name: str, message: str) -> dict[str, str]:
-    return {"field": field_name, "message": message}
-
-
-def _raise_if(problems: list[dict[str, str]]) -> None:
-    if problems:
-        raise InvalidInput("; ".join(f"{p['field']}: {p['message']}" for p in problems), details=problems)
-
-
 def _rating(value: Any, problems: list[dict[str, str]]) -> int | None:
     if value is None or value == "":
         return None
@@ -189,10 +107,10 @@ def _rating(value: Any, problems: list[dict[str, str]]) -> int | None:
             raise ValueError
         rating = int(value)
     except (TypeError, ValueError):
-        problems.append(_bad("rating", f"must be a whole number from 1 to 5, got {value!r}"))
+        problems.append(bad("rating", f"must be a whole number from 1 to 5, got {value!r}"))
         return None
     if not 1 <= rating <= 5:
-        problems.append(_bad("rating", f"must be from 1 to 5, got {rating}"))
+        problems.append(bad("rating", f"must be from 1 to 5, got {rating}"))
     return rating
 
 
@@ -201,7 +119,7 @@ def _deal_outcome(value: Any, problems: list[dict[str, str]]) -> str | None:
         return None
     outcome = value.strip().lower() if isinstance(value, str) else value
     if outcome not in DEAL_OUTCOMES:
-        problems.append(_bad("deal_outcome", f"must be one of {', '.join(DEAL_OUTCOMES)}, got {value!r}"))
+        problems.append(bad("deal_outcome", f"must be one of {', '.join(DEAL_OUTCOMES)}, got {value!r}"))
     return outcome
 
 
@@ -213,10 +131,10 @@ def _arr(value: Any, problems: list[dict[str, str]]) -> float | None:
             raise ValueError
         arr = float(value)
     except (TypeError, ValueError):
-        problems.append(_bad("influenced_arr", f"must be a number >= 0, got {value!r}"))
+        problems.append(bad("influenced_arr", f"must be a number >= 0, got {value!r}"))
         return None
     if not math.isfinite(arr) or arr < 0:
-        problems.append(_bad("influenced_arr", f"must be a number >= 0, got {value!r}"))
+        problems.append(bad("influenced_arr", f"must be a number >= 0, got {value!r}"))
     return arr
 
 
@@ -231,166 +149,8 @@ def _when(value: Any, problems: list[dict[str, str]]) -> str | None:
         text = str(value).strip()
         return date.fromisoformat(text).isoformat() if len(text) == 10 else datetime.fromisoformat(text).isoformat()
     except ValueError:
-        problems.append(_bad("scheduled_for", f"must be an ISO date or date-time, got {value!r}"))
+        problems.append(bad("scheduled_for", f"must be an ISO date or date-time, got {value!r}"))
         return None
-
-
-# -- reading ------------------------------------------------------------------
-_VIEW_SQL = """
-SELECT r.id, s.external_id, s.name, a.external_id, a.name, r.purpose, r.reference_type, r.status,
-       r.requested_by, r.note, r.override_reason, r.created_at, r.updated_at, r.approved_at, r.completed_at,
-       r.rating, r.deal_outcome, r.influenced_arr, r.scheduled_for, r.requested_by_user_id,
-       v.account_id, v.contact_name, v.contact_title, v.contact_email
-FROM reference_requests r
-JOIN accounts a ON a.id = r.advocate_account_id
-LEFT JOIN accounts s ON s.id = r.seeker_account_id
-LEFT JOIN advocates v ON v.account_id = r.advocate_account_id
-"""
-
-
-def _view(row: tuple, user: User) -> RequestView:
-    view = RequestView(
-        id=row[0],
-        seeker=None if row[1] is None else {"external_id": row[1], "name": row[2]},
-        advocate={"external_id": row[3], "name": row[4]},
-        purpose=row[5],
-        reference_type=row[6],
-        status=row[7],
-        requested_by=row[8],
-        note=row[9],
-        override_reason=row[10],
-        created_at=row[11],
-        updated_at=row[12],
-        approved_at=row[13],
-        completed_at=row[14],
-        rating=row[15],
-        deal_outcome=row[16],
-        influenced_arr=row[17],
-        scheduled_for=row[18],
-        requested_by_user_id=row[19],
-    )
-    if row[20] is not None and can_see_contact(user, view):
-        view.contact = {"name": row[21], "title": row[22], "email": row[23]}
-    view.allowed_actions = [s for s in STATES if s in TRANSITIONS[view.status] and may_apply(user, row[19], s)]
-    return view
-
-
-def get_request(db: sqlite_utils.Database, user: User, request_id: int) -> RequestView:
-    """Any signed-in user may read a request; the contact only as ``can_see_contact`` says."""
-    row = connection(db).execute(_VIEW_SQL + "WHERE r.id = ?", (request_id,)).fetchone()
-    if row is None:
-        raise NotFound(f"unknown reference request: {request_id}")
-    return _view(row, user)
-
-
-def _page(limit: int, offset: int) -> None:
-    problems = []
-    if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-        problems.append(_bad("limit", f"must be from 1 to {MAX_PAGE}, got {limit!r}"))
-    if not isinstance(offset, int) or offset < 0:
-        problems.append(_bad("offset", f"must be >= 0, got {offset!r}"))
-    _raise_if(problems)
-
-
-def list_requests(
-    db: sqlite_utils.Database,
-    user: User,
-    *,
-    status: str | None = None,
-    advocate_external_id: str | None = None,
-    mine: bool = False,
-    limit: int = 50,
-    offset: int = 0,
-) -> tuple[list[RequestView], int]:
-    """(one page, newest first; the total matching the filters)."""
-    _page(limit, offset)
-    where: list[str] = []
-    params: list[Any] = []
-    if status:
-        if status not in STATES:
-            _raise_if([_bad("status", f"must be one of {', '.join(STATES)}, got {status!r}")])
-        where.append("r.status = ?")
-        params.append(status)
-    if advocate_external_id:
-        where.append("a.external_id = ?")
-        params.append(advocate_external_id)
-    if mine:
-        where.append("r.requested_by_user_id = ?")
-        params.append(user.id)
-    clause = ("WHERE " + " AND ".join(where) + " ") if where else ""
-    conn = connection(db)
-    total = conn.execute(
-        "SELECT COUNT(*) FROM reference_requests r JOIN accounts a ON a.id = r.advocate_account_id " + clause, params
-    ).fetchone()[0]
-    rows = conn.execute(
-        _VIEW_SQL + clause + "ORDER BY r.created_at DESC, r.id DESC LIMIT ? OFFSET ?", (*params, limit, offset)
-    ).fetchall()
-    return [_view(r, user) for r in rows], total
-
-
-def events(db: sqlite_utils.Database, request_id: int) -> list[Event]:
-    """The audit trail of one request, oldest first."""
-    conn = connection(db)
-    if conn.execute("SELECT 1 FROM reference_requests WHERE id = ?", (request_id,)).fetchone() is None:
-        raise NotFound(f"unknown reference request: {request_id}")
-    rows = conn.execute(
-        "SELECT at, actor, from_status, to_status, note FROM request_events WHERE request_id = ? ORDER BY id",
-        (request_id,),
-    )
-    return [Event(*r) for r in rows]
-
-
-def advocate_load(
-    db: sqlite_utils.Database,
-    settings: Settings,
-    *,
-    today: date | None = None,
-    limit: int = 50,
-    offset: int = 0,
-    near_capacity_only: bool = False,
-) -> tuple[list[dict[str, Any]], int]:
-    """Every advocate's use of its quarterly slots, fullest first: (one page, total).
-
-    ``near_capacity_only`` keeps the advocates with at most NEAR_CAPACITY slots left.
-    ``contact`` is always None here: the shell decides who may see it.
-    """
-    _page(limit, offset)
-    today = today or clock.today()
-    use, use_params = slot_use_cte(today)
-    base = f"""
-    WITH {use}, load AS (
-        SELECT a.external_id, a.name, v.consent, v.reference_types,
-               COALESCE(v.capacity_per_quarter, ?) AS capacity, COALESCE(u.used_quarter, 0) AS used_quarter,
-               u.last_used_at
-        FROM advocates v JOIN accounts a ON a.id = v.account_id LEFT JOIN slot_use u ON u.account_id = v.account_id
-    )
-    SELECT {{}} FROM load {"WHERE capacity - used_quarter <= ?" if near_capacity_only else ""}
-    """
-    params: list[Any] = list(use_params)
-    params.append(settings.default_capacity)
-    if near_capacity_only:
-        params.append(NEAR_CAPACITY)
-    conn = connection(db)
-    total = conn.execute(base.format("COUNT(*)"), params).fetchone()[0]
-    rows = conn.execute(
-        base.format("*") + "ORDER BY capacity - used_quarter, used_quarter DESC, name, external_id LIMIT ? OFFSET ?",
-        (*params, limit, offset),
-    ).fetchall()
-    out = [
-        {
-            "external_id": r[0],
-            "name": r[1],
-            "consent": bool(r[2]),
-            "reference_types": json.loads(r[3]),
-            "capacity": r[4],
-            "used_this_quarter": r[5],
-            "remaining": max(0, r[4] - r[5]),
-            "last_used_at": r[6],
-            "contact": None,
-        }
-        for r in rows
-    ]
-    return out, total
 
 
 # -- writing ------------------------------------------------------------------
@@ -427,13 +187,13 @@ def create_request(
     unless a reference manager (or admin) gives an override reason, which is recorded."""
     problems = []
     if purpose not in PURPOSES:
-        problems.append(_bad("purpose", f"must be one of {', '.join(PURPOSES)}, got {purpose!r}"))
+        problems.append(bad("purpose", f"must be one of {', '.join(PURPOSES)}, got {purpose!r}"))
     reference_type = _clean(reference_type) or DEFAULT_REFERENCE_TYPE.get(purpose, "call")
     if reference_type not in REFERENCE_TYPES:
-        problems.append(_bad("reference_type", f"must be one of {', '.join(REFERENCE_TYPES)}, got {reference_type!r}"))
+        problems.append(bad("reference_type", f"must be one of {', '.join(REFERENCE_TYPES)}, got {reference_type!r}"))
     if not _clean(advocate_external_id):
-        problems.append(_bad("advocate_external_id", "must not be empty"))
-    _raise_if(problems)
+        problems.append(bad("advocate_external_id", "must not be empty"))
+    raise_if(problems)
     advocate_external_id = advocate_external_id.strip()
     seeker_external_id = _clean(seeker_external_id)
     note, reason = _clean(note), _clean(override_reason)
@@ -443,7 +203,7 @@ def create_request(
         advocate_id = _account_id(conn, advocate_external_id, "advocate")
         seeker_id = _account_id(conn, seeker_external_id, "seeker") if seeker_external_id else None
         if seeker_id == advocate_id:
-            _raise_if([_bad("advocate_external_id", "must not be the seeker")])
+            raise_if([bad("advocate_external_id", "must not be the seeker")])
         refusals = _refusals(
             conn, advocate_id, advocate_external_id, reference_type, settings.default_capacity, moment.date()
         )
@@ -493,7 +253,7 @@ def transition(
     Forbidden if the user may not. Approving re-checks consent and capacity (a request created
     under an override is not re-checked; otherwise a manager may pass ``override_reason``)."""
     if to_status not in STATES:
-        _raise_if([_bad("to_status", f"must be one of {', '.join(STATES)}, got {to_status!r}")])
+        raise_if([bad("to_status", f"must be one of {', '.join(STATES)}, got {to_status!r}")])
     problems: list[dict[str, str]] = []
     when = _when(scheduled_for, problems)
     outcome = {
@@ -502,11 +262,11 @@ def transition(
         "influenced_arr": _arr(influenced_arr, problems),
     }
     if when is not None and to_status != "scheduled":
-        problems.append(_bad("scheduled_for", "only when scheduling"))
+        problems.append(bad("scheduled_for", "only when scheduling"))
     for name, value in outcome.items():
         if value is not None and to_status != "completed":
-            problems.append(_bad(name, "only when completing"))
-    _raise_if(problems)
+            problems.append(bad(name, "only when completing"))
+    raise_if(problems)
     note, reason = _clean(note), _clean(override_reason)
     moment = _utc(now)
     stamp = moment.isoformat()
