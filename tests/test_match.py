@@ -127,12 +127,15 @@ def test_bad_requests_are_refused_clearly(world):
         world.match_text("   ")
 
 
-def test_stale_index_is_refused_until_rebuilt(world, tmp_path):
+def test_an_import_never_stops_matching(world, tmp_path):
+    """New text waits for the next build; matching answers from the indexes as built meanwhile."""
+    before = names(world.match_account("P1", k=10))
     world.import_file("accounts", write_csv(tmp_path / "new.csv", [account("N1", profile="brand new text")]))
-    with pytest.raises(StaleIndex, match="profiles: stale: 1 new"):
-        world.match_account("P1")
+    assert names(world.match_account("P1", k=10)) == before
+    assert world.index_lag()["profiles"].unindexed.tolist() == [world.catalog().ids[-1]]
     world.build_indexes()
     assert names(world.match_account("P1", k=10))[0] == "A1"
+    assert world.index_lag()["profiles"].pending == 0
 
 
 def test_missing_index_is_refused(service, tmp_path):

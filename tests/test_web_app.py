@@ -68,7 +68,7 @@ class ColdEncoder:
     name, dim, _model = "fake-bow", 256, None
 
 
-def test_readiness_fails_on_stale_indexes_and_cold_model(world):
+def test_readiness_reports_the_index_lag_and_fails_on_a_cold_model(world):
     world.import_file("accounts", _accounts_csv(world))  # a new profile the indexes do not hold
     app = make_app(world, REFMATCH_WARM=False, REFMATCH_ENCODER=ColdEncoder())
     response = app.test_client().get("/readyz")
@@ -76,9 +76,21 @@ def test_readiness_fails_on_stale_indexes_and_cold_model(world):
     body = response.get_json()
     assert body["status"] == "not_ready"
     assert body["checks"]["database"]["ok"]
-    assert not body["checks"]["indexes"]["ok"]
-    assert body["checks"]["indexes"]["message"].startswith("profiles: stale: 1 new")
+    assert body["checks"]["indexes"]["ok"]  # lagging, but served
+    assert body["checks"]["indexes"]["pending_texts"] == 1
+    assert "1 texts changed since, not indexed yet" in body["checks"]["indexes"]["message"]
     assert body["checks"]["model"] == {"ok": False, "message": "fake-bow not loaded"}
+    app.extensions["refmatch"].service.close()
+
+
+def test_readiness_fails_without_any_index(service, tmp_path):
+    from tests.conftest import account, write_csv
+
+    service.import_file("accounts", write_csv(tmp_path / "a.csv", [account("X1")]))
+    app = make_app(service, REFMATCH_WARM=False)
+    body = app.test_client().get("/readyz").get_json()
+    assert body["status"] == "not_ready" and not body["checks"]["indexes"]["ok"]
+    assert "missing" in body["checks"]["indexes"]["message"]
     app.extensions["refmatch"].service.close()
 
 

@@ -22,15 +22,18 @@ from refmatch.index.sync import (
     INDEX_NAMES,
     BuildReport,
     IndexStatus,
+    Lag,
     build_index,
-    check_fresh,
     files_stamp,
     index_status,
+    lag_of,
     load_fresh,
+    load_snapshot,
+    text_version,
 )
 from refmatch.match import Indexes, Rules, find_matches, load_catalog
 from refmatch.match.advocate_vectors import AdvocateVectors, build_advocate_vectors, vectors_needed
-from refmatch.match.catalog import Catalog, catalog_version, with_usage
+from refmatch.match.catalog import Catalog, catalog_version, with_unindexed, with_usage
 from refmatch.risk import after_import as refresh_risk
 from refmatch.store import UPSERTS, data_version, open_db, transaction
 from refmatch.store.repo import account_row, profile_text
@@ -68,7 +71,9 @@ class Service:
         self._encoder = encoder
         self._db = None
         self._catalog: Catalog | None = None
-        self._indexes: tuple[int, Indexes, dict] | None = None
+        self._indexes: tuple[int, Indexes, dict, dict[str, Lag]] | None = None
+        self._lag_texts: int | None = None  # the text version the held lags were computed at
+        self._lagged: tuple[Catalog, dict[str, Lag], Catalog] | None = None
         self._index_files: dict[str, tuple[tuple, dict]] = {}  # name -> (files stamp, manifest) of those loaded
         self._advocates: tuple[object, Indexes, AdvocateVectors | None] | None = None
 
@@ -210,10 +215,27 @@ class Service:
         return problems
 
     def _loaded(self) -> tuple[Catalog, Indexes, dict]:
-        version = data_version(self.conn)
-        if self._indexes is None or self._indexes[0] != version:
-            self._indexes = (version, *self._fresh_indexes())
-        return self.catalog(), self._indexes[1], self._indexes[2]
+        """The catalog as of now and the index snapshot to match against, leaving out what the snapshot lacks.
+
+        Eligibility (consent, capacity, blackout, risk, deletions) is read from the database
+        on every change; text that is new or changed since the last build is simply not in
+        the snapshot yet, and accounts whose text it is are not proposed until the next build.
+        """
+        # every time: a build elsewhere may have replaced the files without changing the data version
+        self._indexes = (data_version(self.conn), *self._snapshot())
+        _, indexes, manifest, lags = self._indexes
+        catalog = self.catalog()
+        held = self._lagged
+        if held is None or held[0] is not catalog or held[1] is not lags:
+            lagged = with_unindexed(catalog, lags["profiles"].unindexed, lags["needs"].unindexed)
+            self._lagged = held = (catalog, lags, lagged)
+        return held[2], indexes, manifest
+
+    def index_lag(self) -> dict[str, Lag]:
+        """How far the index snapshot being served is behind the database, per index."""
+        self._loaded()
+        assert self._indexes is not None
+        return self._indexes[3]
 
     def catalog(self, today: date | None = None) -> Catalog:
         """Matching's in-memory catalog of the data as of now, for ``today`` (default: the real today).
@@ -232,23 +254,30 @@ class Service:
         self._catalog = load_catalog(self.conn, tuple(self.settings.stages), today)
         return self._catalog
 
-    def _fresh_indexes(self) -> tuple[Indexes, dict]:
-        """The indexes already loaded, while their files are unchanged and still describe the database;
-        else loaded from disk. Most writes (a request approved, a risk score) leave every indexed text
-        alone, and then this costs two stats and a lookup, not a reload of hundreds of megabytes."""
+    def _snapshot(self) -> tuple[Indexes, dict, dict[str, Lag]]:
+        """The index snapshot to serve and how far behind the database it is.
+
+        While the files are unchanged the loaded indexes are kept, and their lag is recomputed
+        only when an indexed text changed (the text version); most writes (a request approved,
+        a risk score) leave every text alone, and then this costs two stats and a lookup, not a
+        reload of hundreds of megabytes. Files replaced by a build (here or in another process)
+        are loaded, all of them at once.
+        """
         path, model = self.settings.index_path, self.model_name
-        held = self._indexes
+        held, texts = self._indexes, text_version(self.conn)
         if held is not None and all(files_stamp(path, n) == self._index_files[n][0] for n in INDEX_NAMES):
-            for n in INDEX_NAMES:
-                check_fresh(self.conn, n, model, self._index_files[n][1])
-            return held[1], held[2]
-        loaded, files = {}, {}
+            lags = held[3]
+            if texts is None or texts != self._lag_texts:
+                lags = {n: lag_of(self.conn, n, self._index_files[n][1]) for n in INDEX_NAMES}
+                self._lag_texts = texts
+            return held[1], held[2], lags
+        loaded, files, lags = {}, {}, {}
         for n in INDEX_NAMES:
             stamp = files_stamp(path, n)  # before the read: a save in between makes it differ next time
-            loaded[n], manifest = load_fresh(self.conn, path, n, model, mmap=True)  # shared by every worker
+            loaded[n], manifest, lags[n] = load_snapshot(self.conn, path, n, model, mmap=True)  # shared pages
             files[n] = (stamp, manifest)
-        self._index_files = files
-        return Indexes(loaded["profiles"], loaded["needs"]), files["profiles"][1]
+        self._index_files, self._lag_texts = files, texts
+        return Indexes(loaded["profiles"], loaded["needs"]), files["profiles"][1], lags
 
     # -- matching ---------------------------------------------------------
     def _rules(self, purpose: str, reference_type: str | None, product: str | None) -> Rules:
@@ -282,12 +311,15 @@ class Service:
             raise NotFound(f"unknown account: {external_id!r}")
         catalog, indexes, manifest = self._loaded()
         open_ids = catalog.open_needs_of(row["id"])
+        need_texts = [catalog.need_text[i] for i in open_ids]
+        profile = profile_text(row["name"], row["industry"], row["profile"])
+        vectors = self._current_vectors(indexes, [row["id"]], [profile], open_ids, need_texts)
         seeker = Seeker(
             name=row["name"],
             stage=row["stage"],
-            profile_vector=indexes.profiles.reconstruct(np.asarray([row["id"]], dtype=np.int64))[0],
-            need_texts=[catalog.need_text[i] for i in open_ids],
-            need_vectors=indexes.needs.reconstruct(np.asarray(open_ids, dtype=np.int64)) if open_ids else None,
+            profile_vector=vectors[0],
+            need_texts=need_texts,
+            need_vectors=vectors[1:] if open_ids else None,
             account_id=row["id"],
             external_id=row["external_id"],
             industry=row["industry"],
@@ -298,6 +330,40 @@ class Service:
             do_not_match=row["do_not_match"],
         )
         return self._match(catalog, indexes, manifest, seeker, rules, k)
+
+    def _current_vectors(
+        self, indexes: Indexes, profile_ids: list[int], profiles: list[str], need_ids: list[int], needs: list[str]
+    ) -> np.ndarray:
+        """Vectors of these rows' current texts, profiles first: from the index snapshot where it holds
+        them, else from the embedding cache, else embedded now (a seeker imported a moment ago gets
+        matches at once; one text costs tens of milliseconds). Writes nothing."""
+        from refmatch.embed.cache import cached_vectors
+        from refmatch.store.repo import text_hash
+
+        assert self._indexes is not None
+        lags = self._indexes[3]
+        out = np.zeros((len(profiles) + len(needs), indexes.profiles.dim), dtype=np.float32)
+        todo: list[int] = []
+        for at, (name, ids) in enumerate((("profiles", profile_ids), ("needs", need_ids))):
+            if not ids:
+                continue
+            first = 0 if at == 0 else len(profiles)
+            index = indexes.profiles if name == "profiles" else indexes.needs
+            held = lags[name].holds_current(np.asarray(ids, dtype=np.int64))
+            if held.any():
+                out[first + np.flatnonzero(held)] = index.reconstruct(np.asarray(ids, dtype=np.int64)[held])
+            todo.extend((first + np.flatnonzero(~held)).tolist())
+        if todo:
+            texts = [(profiles + needs)[i] for i in todo]
+            hashes = [text_hash(t) for t in texts]
+            cached = cached_vectors(self.conn, self.model_name, hashes)
+            fresh = [i for i, h in zip(todo, hashes) if h not in cached]
+            for i, h in zip(todo, hashes):
+                if h in cached:
+                    out[i] = cached[h]
+            if fresh:
+                out[fresh] = self.encoder.encode([(profiles + needs)[i] for i in fresh])
+        return out
 
     def match_text(
         self,

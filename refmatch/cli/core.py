@@ -116,9 +116,27 @@ def index_verify(service: Service) -> None:
 @click.option("--products", help="Ad-hoc seeker: products, ';'-separated.")
 @click.option("--stage", help="Ad-hoc seeker: journey stage [default: the first stage].")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse (exit 2) while text imported since the last 'index build' is not indexed, instead of "
+    "answering from the indexes as built.",
+)
 @common
-def match(service: Service, external_id: str | None, text: str | None, fmt: str, **opts: Any) -> None:
-    """Propose advocates for EXTERNAL_ID, or for an ad-hoc prospect described with --text."""
+def match(service: Service, external_id: str | None, text: str | None, fmt: str, strict: bool, **opts: Any) -> None:
+    """Propose advocates for EXTERNAL_ID, or for an ad-hoc prospect described with --text.
+
+    Answers from the indexes as last built: accounts whose text changed since are not proposed
+    until 'refmatch index build' (a note on stderr says how many texts wait); the seeker's own
+    new text is embedded on the spot.
+    """
+    lag = service.index_lag()
+    pending = sum(v.pending for v in lag.values())
+    if strict and pending:
+        from refmatch.domain.errors import StaleIndex
+
+        described = "; ".join(v.describe(name) for name, v in lag.items() if v.pending)
+        raise StaleIndex(f"the indexes are behind the database ({described}); run 'refmatch index build'")
     common_args = {k: opts[k] for k in ("purpose", "k", "reference_type", "product")}
     if external_id and text is not None:
         raise click.UsageError("give either EXTERNAL_ID or --text, not both")
@@ -140,6 +158,12 @@ def match(service: Service, external_id: str | None, text: str | None, fmt: str,
         )
     else:
         raise click.UsageError("give an EXTERNAL_ID or --text (see refmatch match --help)")
+    if pending:
+        click.echo(
+            f"note: {pending} texts changed since the last index build are not indexed yet; their accounts are "
+            "not proposed until 'refmatch index build'",
+            err=True,
+        )
     if fmt == "json":
         click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
         return

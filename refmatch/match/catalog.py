@@ -25,8 +25,9 @@ def _ordinal(value: str | None) -> int:
     return date.fromisoformat(value).toordinal() if value else 0
 
 
-# Every value derived from a catalog and memoised on it (Catalog.memo), with what it reads:
-# "accounts" (the full load) or also "usage" (the slot counts, which with_usage replaces).
+# Every value derived from a catalog and memoised on it (Catalog.memo), with what it reads: "accounts"
+# (the full load), "usage" (the slot counts, which with_usage replaces), "index" (which rows the served
+# index snapshot lacks, which with_unindexed replaces).
 DERIVED: dict[str, frozenset[str]] = {
     "by_external": frozenset({"accounts"}),
     "offers": frozenset({"accounts"}),
@@ -35,8 +36,8 @@ DERIVED: dict[str, frozenset[str]] = {
     "codes": frozenset({"accounts"}),
     "blocked": frozenset({"accounts"}),
     "capacity": frozenset({"accounts"}),  # match.eligibility
-    "standing": frozenset({"accounts"}),  # match.eligibility
-    "available": frozenset({"accounts", "usage"}),  # match.eligibility: who has a slot left
+    "standing": frozenset({"accounts", "index"}),  # match.eligibility
+    "available": frozenset({"accounts", "usage", "index"}),  # match.eligibility: who has a slot left
 }
 
 
@@ -82,6 +83,9 @@ class Catalog:
     catalog_version: int | None = None  # meta's catalog_version when loaded (None: an older schema)
     base: object = field(default_factory=object)  # identity of the full load, kept by with_usage
     memos: dict[str, dict] = field(default_factory=dict, repr=False, compare=False)  # see memo()
+    # rows whose profile or a met need the served index snapshot lacks (new or changed text since the
+    # build): never proposed until the next build (with_unindexed); None: the snapshot holds every row
+    unindexed: np.ndarray | None = None
 
     def memo(self, name: str, key: Hashable, compute: Callable[[], Any]) -> Any:
         """``compute()``, computed once per (``name``, ``key``) for this catalog.
@@ -194,6 +198,30 @@ def with_usage(catalog: Catalog, conn: sqlite3.Connection) -> Catalog:
     used_q, used_90 = _usage(conn, catalog.ids, catalog.today)
     kept = {name: cache for name, cache in catalog.memos.items() if "usage" not in DERIVED[name]}
     return replace(catalog, data_version=version, used_quarter=used_q, used_90d=used_90, memos=kept)
+
+
+def with_unindexed(catalog: Catalog, profile_ids: np.ndarray, need_ids: np.ndarray) -> Catalog:
+    """The catalog as matching must see it beside an index snapshot that lacks these profiles and needs.
+
+    An account is left out of every advocate pool while its profile, or one of the needs
+    it has met, is not in the snapshot with its current text: it could not be scored, or
+    would be scored on text it no longer has. Nothing else changes, so matching answers
+    from one consistent snapshot while new text waits for the next build.
+    """
+    rows = np.zeros(len(catalog.ids), dtype=bool)
+    if len(profile_ids):
+        at = np.searchsorted(catalog.ids, profile_ids)
+        known = at < len(catalog.ids)
+        known[known] &= catalog.ids[at[known]] == profile_ids[known]
+        rows[at[known]] = True
+    if len(need_ids):
+        met = catalog.need_status == 2
+        hit = np.isin(catalog.need_ids, need_ids) & met
+        rows[catalog.need_account_row[hit]] = True
+    if not rows.any() and catalog.unindexed is None:
+        return catalog
+    kept = {name: cache for name, cache in catalog.memos.items() if "index" not in DERIVED[name]}
+    return replace(catalog, unindexed=rows if rows.any() else None, memos=kept)
 
 
 def load_catalog(conn: sqlite3.Connection, stages: tuple[str, ...], today: date | None = None) -> Catalog:

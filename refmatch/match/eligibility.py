@@ -43,6 +43,8 @@ def standing_mask(catalog: Catalog, min_health: float | None = None) -> np.ndarr
         # never put an at-risk (or lost) account in front of a prospect or a peer
         mask[catalog.risk.at_risk_rows] = False
         mask &= catalog.blackout_until <= catalog.today.toordinal()
+        if catalog.unindexed is not None:  # text not in the served index yet: proposed after the next build
+            mask &= ~catalog.unindexed
         if min_health is not None:
             # unknown health is not evidence of ill health; a known low score is
             mask &= ~(catalog.health < min_health)

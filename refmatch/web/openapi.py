@@ -26,7 +26,7 @@ ERRORS = {
     "413": "request body too large",
     "422": "the body is JSON but not an object",
     "500": "internal error (never a traceback)",
-    "503": "the indexes are missing or stale: run 'refmatch index build'",
+    "503": "no index has been built yet (or it was built with another model): run 'refmatch index build'",
 }
 DESCRIPTION = (
     "Authenticate with 'Authorization: Bearer <token>' (refmatch token create) or a signed-in browser "
@@ -93,7 +93,7 @@ def responses(ok: type | None, *errors: str, status: int = 200, public: bool = F
     codes = set(errors) | ({"500"} if public else {"401", "403", "500"})
     if body:
         codes |= {"400", "413", "422"}
-    declared: dict[str, Any] = {f"HTTP_{code}": schemas.Error for code in sorted(codes)}
+    declared: dict[str, Any] = {f"HTTP_{code}": (schemas.Error, ERRORS[code]) for code in sorted(codes)}
     if ok is not None:
         declared[f"HTTP_{status}"] = ok
     return Response(**declared)

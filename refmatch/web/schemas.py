@@ -478,9 +478,15 @@ class Check(Strict):
     message: str
 
 
+class IndexCheck(Check):
+    pending_texts: Count | None = Field(
+        None, description="texts new, changed or deleted since the index snapshot served was built"
+    )
+
+
 class Checks(Strict):
     database: Check
-    indexes: Check
+    indexes: IndexCheck
     model: Check
 
 

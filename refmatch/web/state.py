@@ -96,10 +96,13 @@ class SharedService(Service):
         if checks["database"]["ok"]:
             try:
                 _, indexes, manifest = self._loaded()
+                pending = sum(lag.pending for lag in self.index_lag().values())
                 checks["indexes"] = {
                     "ok": True,
                     "message": f"loaded: {len(indexes.profiles)} profiles, {len(indexes.needs)} needs, "
-                    f"built {manifest.get('built_at')}",
+                    f"built {manifest.get('built_at')}; "
+                    + (f"{pending} texts changed since, not indexed yet" if pending else "up to date"),
+                    "pending_texts": pending,
                 }
             except RefmatchError as exc:
                 checks["indexes"] = {"ok": False, "message": exc.message}
