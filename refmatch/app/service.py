@@ -18,6 +18,7 @@ from refmatch.domain.errors import InvalidInput, NotFound
 from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, PURPOSES, MatchResult, Seeker
 from refmatch.domain.vocabulary import IMPORT_KINDS
 from refmatch.embed.base import Encoder
+from refmatch.index.files import build_lock
 from refmatch.index.sync import (
     INDEX_NAMES,
     BuildReport,
@@ -158,20 +159,29 @@ class Service:
         return report
 
     # -- indexes ----------------------------------------------------------
-    def build_indexes(self, *, full: bool = False, progress: ProgressFactory | None = None) -> list[BuildReport]:
+    def build_indexes(
+        self, *, full: bool = False, progress: ProgressFactory | None = None, max_embed: int | None = None
+    ) -> list[BuildReport]:
+        """Embed what changed and save the indexes (one writer at a time: the build lock).
+
+        ``max_embed``: at most this many new texts per index this time (the background indexer's
+        rounds); the reports say how many remain.
+        """
         reports = []
-        for name in INDEX_NAMES:
-            reports.append(
-                build_index(
-                    self.conn,
-                    self.encoder,
-                    self.settings.index_path,
-                    name,
-                    hnsw_threshold=self.settings.hnsw_threshold,
-                    full=full,
-                    progress=progress(name, 0) if progress else None,
+        with build_lock(self.settings.index_path):
+            for name in INDEX_NAMES:
+                reports.append(
+                    build_index(
+                        self.conn,
+                        self.encoder,
+                        self.settings.index_path,
+                        name,
+                        hnsw_threshold=self.settings.hnsw_threshold,
+                        full=full,
+                        progress=progress(name, 0) if progress else None,
+                        max_embed=max_embed,
+                    )
                 )
-            )
         self._indexes = None
         return reports
 

@@ -88,6 +88,37 @@ def index_status(service: Service, fmt: str) -> None:
         sys.exit(1)
 
 
+@index.command("watch")
+@click.option(
+    "--batch", default=2000, show_default=True, type=click.IntRange(1, 1_000_000), help="New texts per index per round."
+)
+@click.option(
+    "--interval", default=2.0, show_default=True, type=click.FloatRange(0.1, 3600), help="Seconds between checks."
+)
+@common
+def index_watch(service: Service, batch: int, interval: float) -> None:
+    """Keep the indexes up to date: embed new and changed text in rounds, saving after each, until stopped.
+
+    'refmatch serve' runs this in a process of its own (and restarts it if it dies); run it
+    yourself beside a server started with --no-indexer. Each saved round is served at once.
+    Killed at any point, it loses at most the round in progress.
+    """
+    import signal
+
+    from refmatch.app.indexer import watch
+
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
+    click.echo(f"indexer watching {service.settings.db_path} (batches of {batch})", err=True)
+    try:
+        watch(
+            service, batch=batch, interval=interval, stop=lambda: bool(stopping), log=lambda s: click.echo(s, err=True)
+        )
+    except KeyboardInterrupt:
+        pass
+    click.echo("indexer stopped", err=True)
+
+
 @index.command("verify")
 @common
 def index_verify(service: Service) -> None:

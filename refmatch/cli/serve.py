@@ -49,6 +49,13 @@ if TYPE_CHECKING:
     "cores divided by --workers].",
 )
 @click.option(
+    "--indexer/--no-indexer",
+    default=True,
+    show_default=True,
+    help="Keep the indexes up to date in a background process ('refmatch index watch'), restarted if it "
+    "dies: imported text becomes proposable batch by batch while matching goes on.",
+)
+@click.option(
     "--secure-cookies",
     is_flag=True,
     help="Mark the session cookie Secure (browsers send it only over HTTPS): set when serving behind HTTPS "
@@ -63,6 +70,7 @@ def serve(
     threads: int,
     timeout: int,
     compute_threads: int | None,
+    indexer: bool,
     secure_cookies: bool,
 ) -> None:
     """Serve the JSON API (/api/v1) and the web UI with gunicorn.
@@ -93,5 +101,6 @@ def serve(
         threads=threads,
         timeout=timeout,
         compute_threads=settings.compute_threads,
+        indexer=indexer and encoder is None,  # an injected (test) encoder has no process-wide model name
         log=log,
     )

@@ -12,11 +12,13 @@ Assumes a single writer per (directory, name).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -114,6 +116,35 @@ def save_index(index: FaissIndex, directory: Path, name: str, manifest: dict[str
             with contextlib.suppress(OSError):
                 tmp.unlink()
     return index_path
+
+
+@contextlib.contextmanager
+def build_lock(directory: Path, *, wait: bool = True) -> Iterator[bool]:
+    """Hold ``<directory>/.build.lock`` (flock) while writing the index files: one writer at a time.
+
+    Yields False without the lock when ``wait`` is off and another process holds it. Under
+    the lock no save is in progress, so temporary files left by a save that was killed
+    between writing and renaming are removed. An OS lock dies with its process, so a killed
+    build never blocks the next one.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / ".build.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        for leftover in directory.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _temp_path(directory: Path, final_name: str, temps: list[Path]) -> Path:

@@ -102,6 +102,7 @@ class BuildReport:
     total: int
     kind: str
     rebuilt: bool
+    remaining: int = 0  # texts left for the next round (build_index's max_embed)
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -149,8 +150,15 @@ def build_index(
     hnsw_threshold: int,
     full: bool = False,
     progress: Callable[[int], None] | None = None,
+    max_embed: int | None = None,
 ) -> BuildReport:
-    """Bring one index up to date, re-embedding only text the cache has not seen."""
+    """Bring one index up to date, re-embedding only text the cache has not seen.
+
+    ``max_embed``: add at most this many new or changed texts to an existing index, save
+    it, and leave the rest for the next call (``remaining``), so a background indexer makes
+    new text proposable batch by batch instead of after an hour-long embedding. The
+    manifest then lists exactly the (id, hash) pairs the index holds.
+    """
     texts_at = text_version(conn)  # read first: a write during the build leaves the manifest older, not newer
     ids, texts, hashes = _desired(conn, name)
     version = data_version(conn)
@@ -163,6 +171,12 @@ def build_index(
         other_model = manifest is not None and manifest.get("model") != encoder.name
         if index is not None and (other_model or index.dim != _dim(encoder, index)):
             index = None
+    if index is not None and manifest is not None and max_embed is not None:
+        missing, deleted, changed = _diff(manifest, ids, hashes)
+        todo = sorted(missing + changed)
+        if todo[max_embed:] or deleted or changed:
+            desired = (ids, texts, hashes)
+            return _build_round(conn, encoder, index, index_dir, name, manifest, desired, max_embed, texts_at, progress)
     if index is not None and manifest is not None:
         missing, deleted, changed = _diff(manifest, ids, hashes)
         wanted = index.kind == "hnsw" or len(ids) <= hnsw_threshold
@@ -185,6 +199,45 @@ def build_index(
         index = FaissIndex(_dim(encoder, None), hnsw_threshold=hnsw_threshold)
     _save(index, index_dir, name, encoder.name, ids, hashes, version, texts_at)
     return BuildReport(name, len(ids), 0, embedded, len(index), index.kind, rebuilt=True)
+
+
+def _build_round(
+    conn: sqlite3.Connection,
+    encoder: Encoder,
+    index: FaissIndex,
+    index_dir: Path,
+    name: str,
+    manifest: dict,
+    desired: tuple[np.ndarray, list[str], list[str]],
+    max_embed: int,
+    texts_at: int | None,
+    progress: Callable[[int], None] | None,
+) -> BuildReport:
+    """One round of a partial build: drop deleted and changed rows, add up to ``max_embed`` texts, save."""
+    ids, texts, hashes = desired
+    missing, deleted, changed = _diff(manifest, ids, hashes)
+    current = dict(zip(ids.tolist(), hashes))
+    held = {i: h for i, h in zip(manifest.get("item_ids", []), manifest.get("item_hashes", [])) if i in current}
+    for i in changed:
+        held.pop(i, None)
+    gone = sorted(deleted + changed)
+    removed = index.remove(np.asarray(gone, dtype=np.int64)) if gone else 0
+    todo = sorted(missing + changed)
+    batch, rest = todo[:max_embed], todo[max_embed:]
+    embedded = 0
+    if batch:
+        position = {i: p for p, i in enumerate(ids.tolist())}
+        vectors, embedded = embed_texts(conn, encoder, [texts[position[i]] for i in batch], progress=progress)
+        index.add(np.asarray(batch, dtype=np.int64), vectors)
+        held.update((i, current[i]) for i in batch)
+    order = sorted(held)
+    manifest_ids = np.asarray(order, dtype=np.int64)
+    manifest_hashes = [held[i] for i in order]
+    # no data version, and a text version only once nothing is left: readers compare the pairs
+    _save(index, index_dir, name, encoder.name, manifest_ids, manifest_hashes, None, None if rest else texts_at)
+    report = BuildReport(name, len(batch), removed, embedded, len(index), index.kind, rebuilt=False)
+    report.remaining = len(rest)
+    return report
 
 
 def _dim(encoder: Encoder, index: FaissIndex | None) -> int:

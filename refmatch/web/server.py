@@ -23,7 +23,9 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -100,6 +102,52 @@ class RefmatchServer(BaseApplication):
         self.log(f"worker {os.getpid()} ready ({self.compute_threads} compute thread(s))")
 
 
+class Indexer:
+    """``refmatch index watch`` in a process of its own beside the server, started again whenever it ends.
+
+    A separate process, not a thread of a worker: embedding takes seconds of CPU per batch and
+    its own copy of the model, and a worker must stay free to answer. It runs in a session of
+    its own, so a Ctrl-C meant for the server does not kill it before the server stops it.
+    """
+
+    def __init__(self, settings: Settings, log: Callable[[str], None], restart_after: float = 2.0):
+        self.settings, self.log, self.restart_after = settings, log, restart_after
+        self.proc: subprocess.Popen | None = None
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._supervise, name="refmatch-indexer", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _supervise(self) -> None:
+        env = {
+            **os.environ,
+            "REFMATCH_DB": str(self.settings.db),
+            "REFMATCH_INDEX_DIR": str(self.settings.index_dir),
+            "REFMATCH_MODEL": self.settings.model,
+        }
+        while not self.stopping.is_set():
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "refmatch", "index", "watch"], env=env, start_new_session=True
+            )
+            code = self.proc.wait()
+            if self.stopping.is_set():
+                return
+            self.log(f"warning: the indexer exited with status {code}; starting it again in {self.restart_after:.0f} s")
+            self.stopping.wait(self.restart_after)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()  # the round in progress is lost, nothing saved before it
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 def serve(
     settings: Settings,
     encoder: Encoder | None,
@@ -110,9 +158,11 @@ def serve(
     threads: int = 1,
     timeout: int = 120,
     compute_threads: int = 0,
+    indexer: bool = True,
     log: Callable[[str], None] = _stderr,
 ) -> None:
-    """Serve until stopped (SIGINT / SIGTERM). ``compute_threads`` 0: ``cores // workers``."""
+    """Serve until stopped (SIGINT / SIGTERM). ``compute_threads`` 0: ``cores // workers``. ``indexer``: keep
+    the indexes up to date in a supervised background process (``refmatch index watch``)."""
     check_port(host, port)
     compute = compute_threads or threads_per_process(workers)
     options = {
@@ -129,4 +179,11 @@ def serve(
         "loglevel": "warning",
         "proc_name": "refmatch",
     }
-    RefmatchServer(settings, encoder, options, compute_threads=compute, log=log).run()
+    background = Indexer(settings, log) if indexer else None
+    if background is not None:
+        background.start()
+    try:
+        RefmatchServer(settings, encoder, options, compute_threads=compute, log=log).run()
+    finally:
+        if background is not None:
+            background.stop()
