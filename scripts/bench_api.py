@@ -161,11 +161,13 @@ def wait_ready(port: int, proc: subprocess.Popen, folder: Path, workers: int, ti
 
 
 def family(pid: int) -> list[int]:
-    """The server process and its workers (``--workers`` forks them)."""
+    """The server process, its workers (``--workers`` forks them) and its indexer (a thread starts it)."""
+    children: list[str] = []
     try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children += (task / "children").read_text().split()
     except OSError:
-        children = []
+        pass
     return [pid, *map(int, children)]
 
 
@@ -210,6 +212,7 @@ def run_load(port: int, token: str, kind: str, seekers: list[str], clients: int,
     latencies: list[list[float]] = [[] for _ in range(clients)]
     in_app: list[list[float]] = [[] for _ in range(clients)]  # the server's own time (Server-Timing)
     errors = [0] * clients
+    statuses: list[dict[str, int]] = [{} for _ in range(clients)]  # per client: status (or "error") -> count
     samples: list[str] = []
     stop = time.perf_counter() + duration
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
@@ -234,11 +237,13 @@ def run_load(port: int, token: str, kind: str, seekers: list[str], clients: int,
                 response = conn.getresponse()
                 data = response.read()
                 ok = response.status == 200
+                statuses[i][str(response.status)] = statuses[i].get(str(response.status), 0) + 1
                 timing = response.getheader("Server-Timing", "")
                 if timing.startswith("app;dur="):
                     in_app[i].append(float(timing[len("app;dur=") :]))
             except (OSError, http.client.HTTPException) as exc:
                 ok, data = False, str(exc).encode()
+                statuses[i]["no_response"] = statuses[i].get("no_response", 0) + 1
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             latencies[i].append((time.perf_counter() - t) * 1000)
@@ -259,6 +264,7 @@ def run_load(port: int, token: str, kind: str, seekers: list[str], clients: int,
     out = {
         "requests": len(lat),
         "errors": sum(errors),
+        "statuses": {k: sum(s.get(k, 0) for s in statuses) for k in sorted({k for s in statuses for k in s})},
         "throughput_rps": round(len(lat) / elapsed, 1),
         "p50_ms": round(statistics.median(lat), 2) if lat else None,
         "p90_ms": round(pct(lat, 0.90), 2) if lat else None,
