@@ -83,6 +83,17 @@ def demo_dir(demo_build, tmp_path_factory) -> Path:
     return demo_copy(demo_build, tmp_path_factory.mktemp("demo"))
 
 
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition", every: float = 0.2):  # noqa: ANN001, ANN201
+    """The first truthy value of ``predicate()`` within ``timeout`` seconds, else an AssertionError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -11,14 +11,13 @@ import csv
 import json
 import os
 import signal
-import time
 import urllib.request
 from importlib import resources
 from pathlib import Path
 
 import pytest
 
-from tests.e2e_demo import demo_copy, run_refmatch, serving
+from tests.e2e_demo import demo_copy, run_refmatch, serving, wait_for
 
 pytestmark = pytest.mark.e2e
 TWIN = "IE-HYUNDAI-CARS-IRELAND"  # the demo's planted best advocate for IE-ARAMEX
@@ -78,16 +77,6 @@ def indexer_pids(server_pid: int) -> list[int]:
         if b"watch" in cmdline and b"index" in cmdline:
             found.append(int(child))
     return found
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_import_under_a_running_server_then_background_indexing_and_a_killed_indexer(demo_build, tmp_path):

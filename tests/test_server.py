@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 
 from refmatch.app import users
 from refmatch.web.server import check_port
-from tests.e2e_demo import free_port
+from tests.e2e_demo import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,16 +34,6 @@ def get(url: str, token: str | None = None) -> tuple[int, dict]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
-
-
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -104,3 +93,30 @@ def test_a_port_in_use_is_refused_before_loading_anything():
         with pytest.raises(ConfigError, match=f"port {port} on 127.0.0.1 is already in use"):
             check_port("127.0.0.1", port)
     check_port("127.0.0.1", port)  # free again
+
+
+def test_only_the_server_process_stops_its_indexer():
+    """gunicorn forks workers from inside serve(): a worker leaving runs the server's finally clause too."""
+    from refmatch.config import load_settings
+    from refmatch.web.server import Indexer
+
+    class Proc:
+        terminated = False
+
+        def poll(self):
+            return None
+
+        def terminate(self):
+            self.terminated = True
+
+        def wait(self, timeout=None):
+            return 0
+
+    indexer = Indexer(load_settings(env={}), log=lambda _line: None)
+    indexer.proc = Proc()
+    indexer.owner = os.getpid() + 1  # as seen from a forked worker
+    indexer.stop()
+    assert not indexer.proc.terminated and not indexer.stopping.is_set()
+    indexer.owner = os.getpid()
+    indexer.stop()
+    assert indexer.proc.terminated and indexer.stopping.is_set()

@@ -45,7 +45,11 @@ def import_(
     )
     click.echo(report.summary())
     if not dry_run and kind in ("accounts", "needs") and (report.inserted or report.updated):
-        click.echo("run 'refmatch index build' to bring the indexes up to date", err=True)
+        click.echo(
+            "new text is matched once indexed: a running 'refmatch serve' indexes it in the background; "
+            "otherwise run 'refmatch index build'",
+            err=True,
+        )
 
 
 @click.group()
@@ -95,18 +99,28 @@ def index_status(service: Service, fmt: str) -> None:
 @click.option(
     "--interval", default=2.0, show_default=True, type=click.FloatRange(0.1, 3600), help="Seconds between checks."
 )
+@click.option("--nice", default=0, show_default=True, type=click.IntRange(0, 19), help="Lower the CPU priority by N.")
+@click.option("--threads", type=click.IntRange(1, 256), help="Compute threads for embedding [default: every core].")
 @common
-def index_watch(service: Service, batch: int, interval: float) -> None:
+def index_watch(service: Service, batch: int, interval: float, nice: int, threads: int | None) -> None:
     """Keep the indexes up to date: embed new and changed text in rounds, saving after each, until stopped.
 
     'refmatch serve' runs this in a process of its own (and restarts it if it dies); run it
     yourself beside a server started with --no-indexer. Each saved round is served at once.
     Killed at any point, it loses at most the round in progress.
     """
+    import os
     import signal
 
     from refmatch.app.indexer import watch
 
+    if nice:
+        os.nice(nice)
+    if threads:
+        from refmatch.app.runtime import limit_threads, set_env_threads
+
+        set_env_threads(threads)  # for the libraries that load later (torch, with the model)
+        limit_threads(threads)
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
     click.echo(f"indexer watching {service.settings.db_path} (batches of {batch})", err=True)

@@ -114,6 +114,7 @@ class Indexer:
         self.settings, self.log, self.restart_after = settings, log, restart_after
         self.proc: subprocess.Popen | None = None
         self.stopping = threading.Event()
+        self.owner = os.getpid()  # workers are forked with this object: only the server process stops it
         self.thread = threading.Thread(target=self._supervise, name="refmatch-indexer", daemon=True)
 
     def start(self) -> None:
@@ -127,9 +128,9 @@ class Indexer:
             "REFMATCH_MODEL": self.settings.model,
         }
         while not self.stopping.is_set():
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "refmatch", "index", "watch"], env=env, start_new_session=True
-            )
+            # below the workers: nice 10 and one compute thread, so that answering requests comes first
+            command = [sys.executable, "-m", "refmatch", "index", "watch", "--nice", "10", "--threads", "1"]
+            self.proc = subprocess.Popen(command, env=env, start_new_session=True)
             code = self.proc.wait()
             if self.stopping.is_set():
                 return
@@ -137,6 +138,8 @@ class Indexer:
             self.stopping.wait(self.restart_after)
 
     def stop(self) -> None:
+        if os.getpid() != self.owner:  # a worker leaving: the server's finally clause runs in it too
+            return
         self.stopping.set()
         proc = self.proc
         if proc is not None and proc.poll() is None:
