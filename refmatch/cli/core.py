@@ -100,9 +100,15 @@ def index_status(service: Service, fmt: str) -> None:
     "--interval", default=2.0, show_default=True, type=click.FloatRange(0.1, 3600), help="Seconds between checks."
 )
 @click.option("--nice", default=0, show_default=True, type=click.IntRange(0, 19), help="Lower the CPU priority by N.")
+@click.option(
+    "--idle",
+    is_flag=True,
+    help="Run only on CPU time nothing else wants (Linux SCHED_IDLE): serving never waits for indexing; "
+    "under constant full load indexing waits instead.",
+)
 @click.option("--threads", type=click.IntRange(1, 256), help="Compute threads for embedding [default: every core].")
 @common
-def index_watch(service: Service, batch: int, interval: float, nice: int, threads: int | None) -> None:
+def index_watch(service: Service, batch: int, interval: float, nice: int, idle: bool, threads: int | None) -> None:
     """Keep the indexes up to date: embed new and changed text in rounds, saving after each, until stopped.
 
     'refmatch serve' runs this in a process of its own (and restarts it if it dies); run it
@@ -116,6 +122,8 @@ def index_watch(service: Service, batch: int, interval: float, nice: int, thread
 
     if nice:
         os.nice(nice)
+    if idle and hasattr(os, "SCHED_IDLE"):  # threads started from here on (torch, tokenizers) inherit it
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     if threads:
         from refmatch.app.runtime import limit_threads, set_env_threads
 

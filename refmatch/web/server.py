@@ -128,8 +128,8 @@ class Indexer:
             "REFMATCH_MODEL": self.settings.model,
         }
         while not self.stopping.is_set():
-            # below the workers: nice 10 and one compute thread, so that answering requests comes first
-            command = [sys.executable, "-m", "refmatch", "index", "watch", "--nice", "10", "--threads", "1"]
+            # below the workers (idle-class CPU, or nice 10 where there is none) and one compute thread
+            command = [sys.executable, "-m", "refmatch", "index", "watch", "--idle", "--nice", "10", "--threads", "1"]
             self.proc = subprocess.Popen(command, env=env, start_new_session=True)
             code = self.proc.wait()
             if self.stopping.is_set():
