@@ -470,3 +470,36 @@ def test_a_run_with_no_seeker_is_done_and_says_so(duel):
     assert (run.status, run.seekers, run.partitions) == ("done", 0, 0)
     assert run.report["coverage"] == {"full": 0, "fewer": 0, "none": 0, "none_without_candidates": 0}
     assert run.report["matches"] == 0
+
+
+def test_a_run_reads_one_snapshot_whatever_is_written_while_it_runs(world, tmp_path):
+    """Data written during the run (another process's import, say) reaches the next run, not this one."""
+    before = data_version_of(world)
+
+    def on_stage(event):
+        if event.stage == "plan":  # planned, not yet searched: P1 now names A1 a competitor
+            world.import_file("accounts", write_csv(tmp_path / "p.csv", [account(
+                "P1", stage="prospect", do_not_match=["A8", "A1"], profile="P1 distribution centres retailers logistics"
+            )]))  # fmt: skip
+
+    run = run_batch(world, params(purpose="reference"), hooks=Hooks(on_stage=on_stage))
+    assert run.data_version == before
+    assert "A1" in proposals(world.conn, run.id)[("reference", "P1")]  # as the data was when the run began
+    later = run_batch(world, params(purpose="reference"))
+    assert "A1" not in proposals(world.conn, later.id).get(("reference", "P1"), [])
+
+
+def test_seekers_whose_text_the_indexes_lack_wait_for_the_next_run(world, tmp_path, monkeypatch):
+    world.import_file("accounts", write_csv(tmp_path / "p.csv", [account("P2", stage="prospect")]))
+    monkeypatch.setattr(Service, "build_indexes", lambda self, **kw: [])  # the build has not caught up (a race)
+    stages = []
+    run = run_batch(world, params(purpose="reference"), hooks=Hooks(on_stage=stages.append))
+    assert next(s for s in stages if s.stage == "plan").info["not_indexed_yet"] == 1
+    assert ("reference", "P2") not in proposals(world.conn, run.id)
+    assert ("reference", "P1") in proposals(world.conn, run.id)
+
+
+def data_version_of(svc):
+    from refmatch.store import data_version
+
+    return data_version(svc.conn)

@@ -20,6 +20,7 @@ import contextlib
 import gc
 import io
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,12 +40,12 @@ from refmatch.batch.reports import build_report
 from refmatch.batch.seekers import plan, seeker_accounts
 from refmatch.domain.errors import Conflict, StaleIndex
 from refmatch.index.files import index_paths
-from refmatch.index.sync import INDEX_NAMES, load_fresh
+from refmatch.index.sync import INDEX_NAMES, Lag, lag_of, load_fresh, load_snapshot
 from refmatch.index.threads import search_threads
 from refmatch.match import Indexes, load_catalog
 from refmatch.match.batch_retrieval import RetrievalContext
-from refmatch.match.catalog import Catalog
-from refmatch.store import data_version
+from refmatch.match.catalog import Catalog, with_unindexed
+from refmatch.store import data_version, open_db
 from refmatch.store.repo import now_iso
 
 _VERSION_KEYS = ("model", "built_at", "data_version", "count", "kind", "sha256")
@@ -81,28 +82,32 @@ def run_batch(service: Service, params: BatchParams, *, build: bool = True, hook
     hooks = hooks or Hooks()
     with run_lock(service.settings.db_path):
         t0 = time.perf_counter()
-        indexes, versions, embedded = _fresh_indexes(service, build, hooks)
+        indexes, versions, manifests, embedded = _fresh_indexes(service, build, hooks)
         _emit(hooks, None, "embed", t0, embedded=embedded)
 
         t0 = time.perf_counter()
         conn = service.conn
         started = now_iso()
-        catalog = load_catalog(conn, tuple(service.settings.stages), params.day)
-        seekers = plan(conn, catalog, service.settings, params.purposes, params.partition_size)
-        loaded = _Loaded(indexes)
-        del indexes  # _execute lets them go once the search is done: no other reference may keep them
-        run_id = runs.create_run(
-            conn,
-            params,
-            model=service.model_name,
-            data_version=data_version(conn),
-            index_versions=versions,
-            plan=seekers,
-            started_at=started,
-        )
-        parts = (seekers[-1].part + 1) if seekers else 0
-        _emit(hooks, run_id, "plan", t0, seekers=len(seekers), partitions=parts)
-        return _execute(service, runs.get_run(conn, run_id), catalog, loaded, hooks)
+        with read_snapshot(service) as reader:  # one state of the data for the whole run, whatever is imported
+            lags = {name: lag_of(reader, name, manifests[name]) for name in INDEX_NAMES}
+            catalog = load_catalog(reader, tuple(service.settings.stages), params.day)
+            catalog = with_unindexed(catalog, lags["profiles"].unindexed, lags["needs"].unindexed)
+            unready = _unready_seekers(catalog, lags)  # imported since the indexes were saved: the next run
+            seekers = plan(reader, catalog, service.settings, params.purposes, params.partition_size, skip=unready)
+            loaded = _Loaded(indexes)
+            del indexes  # _execute lets them go once the search is done: no other reference may keep them
+            run_id = runs.create_run(
+                conn,
+                params,
+                model=service.model_name,
+                data_version=data_version(reader),
+                index_versions=versions,
+                plan=seekers,
+                started_at=started,
+            )
+            parts = (seekers[-1].part + 1) if seekers else 0
+            _emit(hooks, run_id, "plan", t0, seekers=len(seekers), partitions=parts, not_indexed_yet=len(unready))
+            return _execute(service, runs.get_run(conn, run_id), catalog, loaded, hooks, reader=reader)
 
 
 def resume_batch(service: Service, run_id: int, *, out: str | None = None, hooks: Hooks | None = None) -> runs.RunInfo:
@@ -144,8 +149,46 @@ class _Loaded:
     indexes: Indexes | None
 
 
-def _execute(service: Service, run: runs.RunInfo, catalog: Catalog, loaded: _Loaded, hooks: Hooks) -> runs.RunInfo:
+def _unready_seekers(catalog: Catalog, lags: dict[str, Lag]) -> set[int]:
+    """Accounts whose profile or an open need the loaded indexes lack: their vectors are not in this snapshot."""
+    unready = {int(i) for i in lags["profiles"].unindexed}
+    if len(lags["needs"].unindexed):
+        hit = np.isin(catalog.need_ids, lags["needs"].unindexed)
+        unready.update(int(catalog.ids[r]) for r in np.unique(catalog.need_account_row[hit]))
+    return unready
+
+
+@contextmanager
+def read_snapshot(service: Service) -> Iterator[sqlite3.Connection]:
+    """A connection of its own inside one read transaction: every read sees the database as it was at the
+    first one, while other processes go on writing (WAL). Checkpoints of the run are written elsewhere."""
+    if str(service.settings.db_path) == ":memory:":  # one connection is all there is
+        yield service.conn
+        return
+    db = open_db(service.settings.db_path, create=False)
+    conn = db.conn
+    try:
+        conn.execute("BEGIN")
+        data_version(conn)  # the snapshot is taken at the first read
+        yield conn
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def _execute(
+    service: Service,
+    run: runs.RunInfo,
+    catalog: Catalog,
+    loaded: _Loaded,
+    hooks: Hooks,
+    *,
+    reader: sqlite3.Connection | None = None,
+) -> runs.RunInfo:
+    """Search, assign, write and export; data is read through ``reader`` (the run's snapshot), checkpoints
+    are written through the service's own connection."""
     conn, settings, params = service.conn, service.settings, run.params
+    reader = reader or conn
     try:
         todo = sorted(set(range(run.partitions)) - runs.done_parts(conn, run.id, "search"))
         if todo:
@@ -157,7 +200,7 @@ def _execute(service: Service, run: runs.RunInfo, catalog: Catalog, loaded: _Loa
             with _bar(hooks, "searching", run, todo) as advance, search_threads():
                 for part in todo:
                     refs = runs.part_refs(conn, run.id, part)
-                    seekers = ctx.seekers(seeker_accounts(conn, [r.account_id for r in refs]))
+                    seekers = ctx.seekers(seeker_accounts(reader, [r.account_id for r in refs]))
                     found = search_partition(
                         ctx, [(r.seq, r.purpose, s) for r, s in zip(refs, seekers)], settings,
                         k=params.k, depth=params.depth,
@@ -190,7 +233,7 @@ def _execute(service: Service, run: runs.RunInfo, catalog: Catalog, loaded: _Loa
                     chosen = np.load(io.BytesIO(runs.part_data(conn, run.id, "assign", part)))
                     wanted = set(chosen_seekers(found, chosen).tolist())  # only they need explaining
                     refs = [r for r in runs.part_refs(conn, run.id, part) if r.seq in wanted]
-                    seekers = ctx.seekers(seeker_accounts(conn, [r.account_id for r in refs]), vectors=False)
+                    seekers = ctx.seekers(seeker_accounts(reader, [r.account_id for r in refs]), vectors=False)
                     by_seq = {r.seq: (r.purpose, s) for r, s in zip(refs, seekers)}
                     rows = materialise(catalog, found, chosen, by_seq, settings)
                     runs.save_results(conn, run.id, part, found, rows, model=run.model,
@@ -247,8 +290,12 @@ def _assign(conn, run: runs.RunInfo, catalog: Catalog, default_capacity: int) ->
 # --------------------------------------------------------------------------- helpers
 
 
-def _fresh_indexes(service: Service, build: bool, hooks: Hooks) -> tuple[Indexes, dict[str, Any], int]:
-    """Both indexes, fresh; built first (embedding only what the cache lacks) when stale and allowed."""
+def _fresh_indexes(service: Service, build: bool, hooks: Hooks) -> tuple[Indexes, dict[str, Any], dict[str, dict], int]:
+    """Both indexes, fresh; built first (embedding only what the cache lacks) when stale and allowed.
+
+    After a build they are taken as saved, even if an import has landed since: the run leaves
+    out what they lack (``run_batch``), as serving does.
+    """
     embedded = 0
     try:
         loaded = [_load(service, name) for name in INDEX_NAMES]
@@ -270,14 +317,19 @@ def _fresh_indexes(service: Service, build: bool, hooks: Hooks) -> tuple[Indexes
         finally:
             for bar in bars:
                 _close(bar)
-        loaded = [_load(service, name) for name in INDEX_NAMES]
-    indexes = Indexes(*(index for index, _ in loaded))
-    return indexes, {name: version for name, (_, version) in zip(INDEX_NAMES, loaded)}, embedded
+        loaded = [_load(service, name, fresh=False) for name in INDEX_NAMES]
+    indexes = Indexes(*(index for index, _, _ in loaded))
+    versions = {name: version for name, (_, version, _) in zip(INDEX_NAMES, loaded)}
+    return indexes, versions, {name: manifest for name, (_, _, manifest) in zip(INDEX_NAMES, loaded)}, embedded
 
 
-def _load(service: Service, name: str):
-    index, manifest = load_fresh(service.conn, service.settings.index_path, name, service.model_name)
-    return index, {k: manifest.get(k) for k in _VERSION_KEYS}
+def _load(service: Service, name: str, *, fresh: bool = True) -> tuple[Any, dict[str, Any], dict]:
+    """(index, its versions, its manifest); ``fresh`` refuses one behind the database (StaleIndex)."""
+    if fresh:
+        index, manifest = load_fresh(service.conn, service.settings.index_path, name, service.model_name)
+    else:
+        index, manifest, _ = load_snapshot(service.conn, service.settings.index_path, name, service.model_name)
+    return index, {k: manifest.get(k) for k in _VERSION_KEYS}, manifest
 
 
 def _manifest_versions(service: Service) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Container
 from dataclasses import dataclass
 
 from refmatch.config import Settings
@@ -82,14 +83,23 @@ SEEKERS = {"reference": reference_account_ids, "mentor": mentor_account_ids, "re
 
 
 def plan(
-    conn: sqlite3.Connection, catalog: Catalog, settings: Settings, purposes: tuple[str, ...], partition_size: int
+    conn: sqlite3.Connection,
+    catalog: Catalog,
+    settings: Settings,
+    purposes: tuple[str, ...],
+    partition_size: int,
+    *,
+    skip: Container[int] = (),
 ) -> list[SeekerRef]:
-    """Every seeker of the run in a fixed order, cut into partitions of ``partition_size``."""
+    """Every seeker of the run in a fixed order, cut into partitions of ``partition_size``; ``skip``: account
+    ids left out (their text is not indexed yet)."""
     keyed = []
     for p, purpose in enumerate(PURPOSES):
         if purpose not in purposes:
             continue
         for account_id in SEEKERS[purpose](conn, settings):
+            if account_id in skip:
+                continue
             row = catalog.row(account_id)
             keyed.append((p, int(catalog.stage_rank[row]), tuple(sorted(catalog.products[row])), account_id))
     keyed.sort()
