@@ -2,9 +2,10 @@
 """What a large import costs a running server: matching under load while new accounts are imported and indexed.
 
     python scripts/bench_live_update.py                      # 20,000 new accounts, 16 clients, 2 workers
-    python scripts/bench_live_update.py --accounts 2000 --data-dir /tmp/live   # smaller; reuses the demo build
+    python scripts/bench_live_update.py --accounts 2000 --data-dir /tmp/live   # smaller; the demo kept for reruns
 
-Builds the demo (real model, ~1.5 min) unless --data-dir already holds it, starts
+Builds the demo (real model, ~1.5 min) into --data-dir/demo unless it is there, works on a
+fresh copy of it (so runs start alike), starts
 ``refmatch serve --workers 2`` (with its background indexer), and runs ``--clients``
 clients on ``GET /api/v1/accounts/{id}/matches`` (the demo's accounts): first for
 ``--quiet`` seconds with nothing else happening, then for ``--duration`` seconds while
@@ -27,6 +28,7 @@ import csv
 import http.client
 import json
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -103,10 +105,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
-        folder = Path(args.data_dir) if args.data_dir else Path(tmp)
-        folder.mkdir(parents=True, exist_ok=True)
-        if not (folder / "bench.db").exists():
-            build(folder, argparse.Namespace(accounts=0))  # the demo, real model
+        base = Path(args.data_dir) if args.data_dir else Path(tmp)
+        demo = base / "demo"
+        demo.mkdir(parents=True, exist_ok=True)
+        if not (demo / "bench.db").exists():
+            build(demo, argparse.Namespace(accounts=0))  # the demo, real model
+        folder = base / "run"
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(demo, folder)  # each run starts from the demo as built
         token, seekers = token_and_seekers(folder)
         seekers = [s for s in seekers if not s.startswith("LIVE-")]
         files = generate(folder, args.accounts, args.needs_per_account, args.seed)

@@ -78,6 +78,7 @@ def test_readiness_reports_the_index_lag_and_fails_on_a_cold_model(world):
     assert body["checks"]["database"]["ok"]
     assert body["checks"]["indexes"]["ok"]  # lagging, but served
     assert body["checks"]["indexes"]["pending_texts"] == 1
+    assert body["checks"]["indexes"]["snapshot_age_s"] >= 0
     assert "1 texts changed since, not indexed yet" in body["checks"]["indexes"]["message"]
     assert body["checks"]["model"] == {"ok": False, "message": "fake-bow not loaded"}
     app.extensions["refmatch"].service.close()

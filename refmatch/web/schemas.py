@@ -482,6 +482,7 @@ class IndexCheck(Check):
     pending_texts: Count | None = Field(
         None, description="texts new, changed or deleted since the index snapshot served was built"
     )
+    snapshot_age_s: Count | None = Field(None, description="seconds since the index snapshot served was built")
 
 
 class Checks(Strict):

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlite_utils
@@ -19,6 +20,7 @@ import sqlite_utils
 from refmatch.app.runtime import set_search_threads_here
 from refmatch.app.service import Service
 from refmatch.config import Settings
+from refmatch.domain import clock
 from refmatch.domain.errors import RefmatchError
 from refmatch.embed.base import Encoder
 from refmatch.store import data_version, open_db
@@ -97,12 +99,15 @@ class SharedService(Service):
             try:
                 _, indexes, manifest = self._loaded()
                 pending = sum(lag.pending for lag in self.index_lag().values())
+                built = manifest.get("built_at")
+                age = (clock.now() - datetime.fromisoformat(built)).total_seconds() if built else None
                 checks["indexes"] = {
                     "ok": True,
                     "message": f"loaded: {len(indexes.profiles)} profiles, {len(indexes.needs)} needs, "
                     f"built {manifest.get('built_at')}; "
                     + (f"{pending} texts changed since, not indexed yet" if pending else "up to date"),
                     "pending_texts": pending,
+                    "snapshot_age_s": None if age is None else max(0, round(age)),
                 }
             except RefmatchError as exc:
                 checks["indexes"] = {"ok": False, "message": exc.message}
