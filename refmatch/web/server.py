@@ -128,8 +128,10 @@ class Indexer:
             "REFMATCH_MODEL": self.settings.model,
         }
         while not self.stopping.is_set():
-            # below the workers (idle-class CPU, or nice 10 where there is none) and one compute thread
-            command = [sys.executable, "-m", "refmatch", "index", "watch", "--idle", "--nice", "10", "--threads", "1"]
+            # below the workers: idle-class CPU time (Linux SCHED_IDLE), which never delays them, with every
+            # core when they are quiet; elsewhere nice 10 and one thread
+            limits = ["--idle"] if hasattr(os, "SCHED_IDLE") else ["--nice", "10", "--threads", "1"]
+            command = [sys.executable, "-m", "refmatch", "index", "watch", *limits]
             self.proc = subprocess.Popen(command, env=env, start_new_session=True)
             code = self.proc.wait()
             if self.stopping.is_set():
