@@ -49,6 +49,16 @@ def common(func: Callable) -> Callable:
     return wrapper
 
 
+def echo_matches(result: Any, empty: str = "check consent, capacity, stage and products") -> None:
+    """Each match, its score and its reasons, as every matching command prints them."""
+    if not result.matches:
+        click.echo(f"no eligible advocate: {empty}")
+    for m in result.matches:
+        click.echo(f"{m.rank}. {m.name} ({m.external_id})  score {m.score:.3f}")
+        for reason in m.reasons:
+            click.echo(f"     - {reason}")
+
+
 def progress_bars(enabled: bool = True):
     """A factory of tqdm bars for embedding progress (stderr; silent when not wanted)."""
     from tqdm import tqdm

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from refmatch.cli.common import common, progress_bars
+from refmatch.cli.common import common, echo_matches, progress_bars
 from refmatch.domain.vocabulary import IMPORT_KINDS, PURPOSES, REFERENCE_TYPES
 
 if TYPE_CHECKING:
@@ -225,12 +225,7 @@ def match(service: Service, external_id: str | None, text: str | None, fmt: str,
         f"{result.purpose} matches for {seeker.name} ({seeker.external_id or 'ad hoc'}, {seeker.stage}); "
         f"{result.eligible} eligible advocates"
     )
-    if not result.matches:
-        click.echo("no eligible advocate: check consent, capacity, stage and products")
-    for m in result.matches:
-        click.echo(f"{m.rank}. {m.name} ({m.external_id})  score {m.score:.3f}")
-        for reason in m.reasons:
-            click.echo(f"     - {reason}")
+    echo_matches(result)
 
 
 @click.command()

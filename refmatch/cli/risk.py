@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from refmatch.cli.common import common
+from refmatch.cli.common import common, echo_matches
 from refmatch.domain.vocabulary import RISK_LEVELS as LEVELS
 
 if TYPE_CHECKING:
@@ -25,12 +25,7 @@ _CONFIG = click.option(
 
 
 def _echo_matches(result: Any) -> None:
-    if not result.matches:
-        click.echo("no eligible advocate: check consent, capacity, stage, products and risk")
-    for m in result.matches:
-        click.echo(f"{m.rank}. {m.name} ({m.external_id})  score {m.score:.3f}")
-        for reason in m.reasons:
-            click.echo(f"     - {reason}")
+    echo_matches(result, "check consent, capacity, stage, products and risk")
 
 
 @click.group("risk", invoke_without_command=True)
