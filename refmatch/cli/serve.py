@@ -101,6 +101,6 @@ def serve(
         threads=threads,
         timeout=timeout,
         compute_threads=settings.compute_threads,
-        indexer=indexer and encoder is None,  # an injected (test) encoder has no process-wide model name
+        indexer=indexer,
         log=log,
     )

@@ -184,7 +184,9 @@ def serve(
         "loglevel": "warning",
         "proc_name": "refmatch",
     }
-    background = Indexer(settings, log) if indexer else None
+    # the indexer loads the configured model itself: with an injected encoder (tests, benchmarks) its
+    # vectors would not be the ones the indexes hold, so none is started
+    background = Indexer(settings, log) if indexer and encoder is None else None
     if background is not None:
         background.start()
     try:
