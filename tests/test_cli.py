@@ -123,3 +123,21 @@ def test_incremental_build_reembeds_only_changed_text(run, tmp_path):
     assert "profiles: stale: 1 changed" in status.output
     out = run("index", "build", "-q").output
     assert "profiles: updated, 5 vectors (flat); 1 added, 1 removed, 1 embedded" in out
+
+
+@pytest.mark.parametrize(
+    "args", [("match", "X1"), ("index", "status"), ("risk",), ("user", "list"), ("runs", "list"), ("serve",)]
+)
+def test_a_mistyped_database_is_never_created(tmp_path, args):
+    """A typo in --db (or the wrong folder) used to make an empty database and then answer 'unknown account'."""
+    missing = tmp_path / "tpyo.db"
+    out = CliRunner().invoke(cli, [*args, "--db", str(missing)], obj={"encoder": FakeEncoder()})
+    assert out.exit_code == 1
+    assert out.output.startswith(f"Error: database not found: {missing} (check --db or REFMATCH_DB")
+    assert not missing.exists()
+
+
+def test_init_import_and_demo_may_create_it(tmp_path):
+    created = tmp_path / "new.db"
+    assert CliRunner().invoke(cli, ["init", "--db", str(created)]).exit_code == 0
+    assert created.exists()

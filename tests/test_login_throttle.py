@@ -203,6 +203,7 @@ def run(tmp_path):
     def invoke(*args):
         return CliRunner().invoke(cli, [*args, *base], obj={"encoder": encoder})
 
+    assert invoke("init").exit_code == 0  # only init, import and demo create a database
     return invoke
 
 

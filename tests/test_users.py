@@ -186,6 +186,7 @@ def run(tmp_path):
     def invoke(*args, input=None):
         return CliRunner().invoke(cli, [*args, *base], input=input)
 
+    assert invoke("init").exit_code == 0  # only init, import and demo create a database
     invoke.db_path = tmp_path / "r.db"
     return invoke
 

@@ -23,6 +23,11 @@ class CliError(click.ClickException):
         self.exit_code = error.exit_code  # type: ignore[misc]  # click reads it per instance; 1 or 2 here
 
 
+# the commands that may create a database; any other refuses one that does not exist (a typo in --db, or
+# the wrong folder, would otherwise make an empty database and answer "unknown account")
+CREATES_DATABASE = frozenset({"init", "import", "demo"})
+
+
 def common(func: Callable) -> Callable:
     """--db / --index-dir / --model on every command; domain errors become CLI errors."""
 
@@ -38,6 +43,14 @@ def common(func: Callable) -> Callable:
             from refmatch.config import load_settings
 
             settings = load_settings({"db": db, "index_dir": index_dir, "model": model})
+            if ctx.command.name not in CREATES_DATABASE and str(settings.db_path) != ":memory:":
+                if not settings.db_path.exists():
+                    from refmatch.domain.errors import NotFound
+
+                    raise NotFound(
+                        f"database not found: {settings.db_path} (check --db or REFMATCH_DB, or create it with "
+                        "'refmatch init', 'refmatch import' or 'refmatch demo')"
+                    )
             service = Service(settings, encoder=encoder)
             try:
                 return func(service, **kwargs)
