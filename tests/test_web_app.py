@@ -199,3 +199,23 @@ def test_health_needs_no_session(client, path):
 
 def test_every_api_response_in_these_tests_was_validated():
     assert CHECKER.checked > 0
+
+
+def test_readiness_reports_a_database_that_cannot_be_written(world, monkeypatch):
+    """A read-only file (or folder: SQLite writes its -wal beside it) makes every write fail: not ready."""
+    import refmatch.web.state
+
+    app = make_app(world)
+    path = world.settings.db_path
+    real = os.access
+    # as root every file is writable, so the test plays the file system's answer
+    monkeypatch.setattr(refmatch.web.state.os, "access", lambda p, mode: False if p == path else real(p, mode))
+    body = app.test_client().get("/readyz").get_json()
+    assert body["status"] == "not_ready"
+    assert body["checks"]["database"] == {
+        "ok": False,
+        "message": f"read-only: {path} is not writable; every write would fail",
+    }
+    monkeypatch.undo()
+    assert app.test_client().get("/readyz").get_json()["status"] == "ready"
+    app.extensions["refmatch"].service.close()

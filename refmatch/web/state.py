@@ -7,12 +7,14 @@ the FAISS indexes and the catalog are loaded once and shared: searching them is 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -24,6 +26,17 @@ from refmatch.domain import clock
 from refmatch.domain.errors import RefmatchError
 from refmatch.embed.base import Encoder
 from refmatch.store import data_version, open_db
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why SQLite could not write the database at ``path`` (the file, and its folder for the WAL), or None."""
+    if str(path) == ":memory:":
+        return None
+    if not os.access(path, os.W_OK):
+        return f"{path} is not writable"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"its folder {path.parent} is not writable (SQLite keeps its -wal and -shm files there)"
+    return None
 
 
 class SharedService(Service):
@@ -93,6 +106,9 @@ class SharedService(Service):
         try:
             version = data_version(self.db)
             checks["database"] = {"ok": True, "message": f"open, data version {version}"}
+            unwritable = _unwritable(self.settings.db_path)
+            if unwritable:
+                checks["database"] = {"ok": False, "message": f"read-only: {unwritable}; every write would fail"}
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             checks["database"] = {"ok": False, "message": f"cannot read the database: {exc}"}
         if checks["database"]["ok"]:
