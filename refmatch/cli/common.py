@@ -43,7 +43,9 @@ def common(func: Callable) -> Callable:
             from refmatch.config import load_settings
 
             settings = load_settings({"db": db, "index_dir": index_dir, "model": model})
-            if ctx.command.name not in CREATES_DATABASE and str(settings.db_path) != ":memory:":
+            # a group called on the way to a subcommand leaves the check to the subcommand
+            checks = ctx.command.name not in CREATES_DATABASE and ctx.invoked_subcommand is None
+            if checks and str(settings.db_path) != ":memory:":
                 if not settings.db_path.exists():
                     from refmatch.domain.errors import NotFound
 
