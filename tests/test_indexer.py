@@ -12,6 +12,7 @@ from refmatch.app.service import Service
 from refmatch.embed.fake import FakeEncoder
 from refmatch.index import files as index_files
 from tests.conftest import account, advocate, write_csv
+from tests.e2e_demo import wait_for
 
 WAREHOUSE = "consolidate regional warehouses onto one wms"
 
@@ -77,11 +78,7 @@ def test_watch_indexes_what_changes_until_stopped(world, tmp_path):
     thread.start()
     try:
         add_advocates(world, tmp_path, 4)
-        deadline = 200
-        while indexer.pending(world) and deadline:
-            stop.wait(0.05)
-            deadline -= 1
-        assert indexer.pending(world) == 0
+        wait_for(lambda: indexer.pending(world) == 0, 120, "the watcher to index the new text", 0.05)
     finally:
         stop.set()
         thread.join(timeout=10)
