@@ -41,7 +41,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from refmatch.app import users  # noqa: E402
-from refmatch.store import open_db  # noqa: E402
 
 PROSPECTS = [
     "A mid-sized logistics company running regional warehouses and a fleet of delivery vans, moving from "
@@ -101,14 +100,17 @@ def build(folder: Path, args: argparse.Namespace) -> float:
 
 
 def token_and_seekers(folder: Path) -> tuple[str, list[str]]:
-    db = open_db(folder / "bench.db")
+    from refmatch.app.service import Service
+    from refmatch.config import load_settings
+
+    service = Service(load_settings({"db": str(folder / "bench.db")}, env={}))
     try:
-        if users.get_user_by_name(db, "bench") is None:
-            users.add_user(db, "bench", "bench-password", "sales")
-        token, _ = users.create_token(db, "bench", "bench_api")
-        seekers = [r[0] for r in db.conn.execute("SELECT external_id FROM accounts")]
+        if users.get_user_by_name(service, "bench") is None:
+            users.add_user(service, "bench", "bench-password", "sales")
+        token, _ = users.create_token(service, "bench", "bench_api")
+        seekers = [r[0] for r in service.conn.execute("SELECT external_id FROM accounts")]
     finally:
-        db.conn.close()
+        service.close()
     return token, seekers
 
 

@@ -54,15 +54,22 @@ def build_demo(folder: Path) -> Path:
     out = run_refmatch(folder, "demo", "-q")
     assert "demo ready" in out.stdout, out.stdout
     from refmatch.app import users
-    from refmatch.store import open_db
 
-    db = open_db(folder / "demo.db")
+    service = service_at(folder / "demo.db")
     try:
         for username in DEMO_USERNAMES:
-            users.set_password(db, username, E2E_PASSWORD)
+            users.set_password(service, username, E2E_PASSWORD)
     finally:
-        db.conn.close()
+        service.close()
     return folder
+
+
+def service_at(db_path: Path):
+    """A Service on the database at ``db_path`` (what the app layer's functions take first); close it after."""
+    from refmatch.app.service import Service
+    from refmatch.config import load_settings
+
+    return Service(load_settings({"db": str(db_path)}, env={}))
 
 
 @pytest.fixture(scope="session")

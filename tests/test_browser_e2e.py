@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e_demo import E2E_PASSWORD
+from tests.e2e_demo import E2E_PASSWORD, service_at
 
 pytestmark = pytest.mark.e2e
 
@@ -151,11 +151,10 @@ def api(base: str, path: str, token: str | None = None, body: dict | None = None
 def test_api_over_the_real_server(demo_dir, demo_server):
     """The real model behind the real WSGI server: stored and ad-hoc matches find the planted advocate."""
     from refmatch.app import users
-    from refmatch.store import open_db
 
     status, body = api(demo_server, "/api/v1/accounts")
     assert status == 401 and body["error"]["code"] == "unauthorized"
-    db = open_db(demo_dir / "demo.db")
+    db = service_at(demo_dir / "demo.db")
     try:
         token, _ = users.create_token(db, "cs", "e2e")
         case = KNOWN[0]
@@ -167,7 +166,7 @@ def test_api_over_the_real_server(demo_dir, demo_server):
             "WHERE external_id = ? AND status != 'met'", (case["seeker"],),
         )]  # fmt: skip
     finally:
-        db.conn.close()
+        db.close()
     status, stored = api(demo_server, f"/api/v1/accounts/{case['seeker']}/matches?k=3", token)
     assert status == 200 and stored["model"] == "all-MiniLM-L6-v2"
     assert case["advocate"] in [m["advocate"]["external_id"] for m in stored["matches"]]

@@ -106,3 +106,22 @@ def test_the_checks_see_what_they_must():
     assert {"refmatch.index.faiss_index", "refmatch.web.server", "refmatch.cli.core"} <= KNOWN
     web = PACKAGE / "web" / "__init__.py"
     assert any(name.startswith("flask") for name, _ in imports_of(web))
+
+
+APP = sorted((PACKAGE / "app").rglob("*.py"))
+# helpers that are not operations: they take plain values, never the database
+APP_PLAIN = {"passwords", "runtime"}
+
+
+@pytest.mark.parametrize("path", APP, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_one_style_of_application_api(path):
+    """A public app function that reads the database takes the Service first, never a bare db or connection."""
+    if path.stem in APP_PLAIN:
+        return
+    wrong = []
+    for node in ast.parse(path.read_text()).body:  # module-level functions only: methods are the Service's own
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_") and node.args.args:
+            first = node.args.args[0].arg
+            if first in {"db", "conn", "svc", "connection", "database"}:
+                wrong.append(f"{node.name}({first}, ...) at line {node.lineno}")
+    assert not wrong, f"{path.name}: take `service: Service` first: {wrong}"

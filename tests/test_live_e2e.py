@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e_demo import demo_copy, run_refmatch, serving, wait_for
+from tests.e2e_demo import demo_copy, run_refmatch, service_at, serving, wait_for
 
 pytestmark = pytest.mark.e2e
 TWIN = "IE-HYUNDAI-CARS-IRELAND"  # the demo's planted best advocate for IE-ARAMEX
@@ -83,11 +83,10 @@ def indexer_pids(server_pid: int) -> list[int]:
 def test_import_under_a_running_server_then_background_indexing_and_a_killed_indexer(demo_build, tmp_path):
     folder = demo_copy(demo_build, tmp_path / "live")
     from refmatch.app import users
-    from refmatch.store import open_db
 
-    db = open_db(folder / "demo.db")
-    token, _ = users.create_token(db, "sales", "live-e2e")
-    db.conn.close()
+    service = service_at(folder / "demo.db")
+    token, _ = users.create_token(service, "sales", "live-e2e")
+    service.close()
     with serving(folder) as base:
         server_pid = int(next(p for p in os.listdir("/proc") if p.isdigit() and _serves(p, base)))
         assert matches(base, token, "IE-ARAMEX")[0] == TWIN

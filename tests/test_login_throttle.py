@@ -6,11 +6,12 @@ import pytest
 from click.testing import CliRunner
 
 from refmatch.app import users
+from refmatch.app.service import Service
 from refmatch.cli import cli
-from refmatch.config import Settings, load_settings
+from refmatch.config import load_settings
 from refmatch.domain.errors import ConfigError
 from refmatch.embed.fake import FakeEncoder
-from refmatch.store import data_version, open_db
+from refmatch.store import data_version
 from refmatch.web import create_app
 from tests import web_support
 from tests.web_support import PASSWORD, make_app, page_csrf
@@ -44,10 +45,11 @@ def clock(monkeypatch) -> Clock:
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = open_db(tmp_path / "throttle.db")
-    yield database
-    database.conn.close()
+def core(tmp_path):
+    """A Service on an empty database of its own (the app fixture has its own)."""
+    svc = Service(load_settings({"db": str(tmp_path / "throttle.db")}, env={}))
+    yield svc
+    svc.close()
 
 
 def attempt(client, username: str, password: str, address: str = OFFICE):
@@ -154,33 +156,34 @@ def test_throttling_does_not_change_the_data_version(app, client, clock):
 # -- the core ------------------------------------------------------------------------------
 
 
-def test_policy_in_the_core(db):
-    policy = Settings()  # 5 per username, 20 per address, 15 minutes
+def test_policy_in_the_core(core):
+    assert (core.settings.login_max_failures, core.settings.login_window_minutes) == (5, 15)  # 20 per address
     for minute in range(5):
-        users.record_login_failure(db, "Alice", "198.51.100.1", policy, now=T0 + timedelta(minutes=minute))
-    assert users.login_wait(db, "alice", None, policy, now=T0 + timedelta(minutes=4)) == 11 * 60
-    assert users.login_wait(db, "ALICE ", "203.0.113.5", policy, now=T0 + timedelta(minutes=14, seconds=59)) == 1
+        users.record_login_failure(core, "Alice", "198.51.100.1", now=T0 + timedelta(minutes=minute))
+    assert users.login_wait(core, "alice", None, now=T0 + timedelta(minutes=4)) == 11 * 60
+    assert users.login_wait(core, "ALICE ", "203.0.113.5", now=T0 + timedelta(minutes=14, seconds=59)) == 1
     # the oldest falls out of the window: four are left, one fewer than blocks
-    assert users.login_wait(db, "alice", None, policy, now=T0 + timedelta(minutes=15)) == 0
-    assert users.login_wait(db, "bob", "198.51.100.1", policy, now=T0 + timedelta(minutes=4)) == 0  # 5 < 20
+    assert users.login_wait(core, "alice", None, now=T0 + timedelta(minutes=15)) == 0
+    assert users.login_wait(core, "bob", "198.51.100.1", now=T0 + timedelta(minutes=4)) == 0  # 5 < 20
 
     # a stricter policy from the settings: 2 failures in 1 minute
-    strict = load_settings({"login_max_failures": 2, "login_window_minutes": 1}, env={})
-    users.record_login_failure(db, "carol", None, strict, now=T0 + timedelta(minutes=20))
-    assert users.login_wait(db, "carol", None, strict, now=T0 + timedelta(minutes=20)) == 0
-    users.record_login_failure(db, "carol", None, strict, now=T0 + timedelta(minutes=20, seconds=10))
-    assert users.login_wait(db, "carol", None, strict, now=T0 + timedelta(minutes=20, seconds=10)) == 50
+    strict = Service(core.settings.replace(login_max_failures=2, login_window_minutes=1))
+    users.record_login_failure(strict, "carol", None, now=T0 + timedelta(minutes=20))
+    assert users.login_wait(strict, "carol", None, now=T0 + timedelta(minutes=20)) == 0
+    users.record_login_failure(strict, "carol", None, now=T0 + timedelta(minutes=20, seconds=10))
+    assert users.login_wait(strict, "carol", None, now=T0 + timedelta(minutes=20, seconds=10)) == 50
     # writing pruned every row older than the window, Alice's and the address's included
-    keys = {k for (k,) in db.conn.execute("SELECT key FROM login_failures")}
+    keys = {k for (k,) in core.conn.execute("SELECT key FROM login_failures")}
     assert keys == {"user:carol"}
+    strict.close()
 
 
-def test_bookkeeping_writes_do_not_bump_the_data_version(db):
-    before = data_version(db)
-    users.record_login_failure(db, "alice", "198.51.100.1", Settings())
-    assert users.clear_login_failures(db, "ALICE") == 1
-    assert users.clear_login_failures(db, "alice") == 0
-    assert data_version(db) == before
+def test_bookkeeping_writes_do_not_bump_the_data_version(core):
+    before = data_version(core.db)
+    users.record_login_failure(core, "alice", "198.51.100.1")
+    assert users.clear_login_failures(core, "ALICE") == 1
+    assert users.clear_login_failures(core, "alice") == 0
+    assert data_version(core.db) == before
 
 
 def test_throttle_settings_are_validated():
@@ -207,16 +210,16 @@ def run(tmp_path):
     return invoke
 
 
-def test_user_unlock_clears_a_lock(db, run):
-    users.add_user(db, "alice", "long enough", "sales")
+def test_user_unlock_clears_a_lock(core, run):
+    users.add_user(core, "alice", "long enough", "sales")
     for _ in range(5):
-        users.record_login_failure(db, "alice", "198.51.100.1", Settings())
-    assert users.login_wait(db, "alice", "203.0.113.5", Settings()) > 0
+        users.record_login_failure(core, "alice", "198.51.100.1")
+    assert users.login_wait(core, "alice", "203.0.113.5") > 0
 
     out = run("user", "unlock", "ALICE")
     assert out.exit_code == 0, out.output
     assert out.output.strip() == "ALICE unlocked: cleared 5 failed sign-ins"
-    assert users.login_wait(db, "alice", "203.0.113.5", Settings()) == 0
+    assert users.login_wait(core, "alice", "203.0.113.5") == 0
 
     again = run("user", "unlock", "alice")
     assert again.exit_code == 0 and again.output.strip() == "alice has no failed sign-ins: nothing to unlock"
@@ -225,7 +228,7 @@ def test_user_unlock_clears_a_lock(db, run):
     blank = run("user", "unlock", " ")
     assert blank.exit_code == 2 and "Error: username: must not be empty" in blank.output
 
-    users.record_login_failure(db, "ghost", None, Settings())  # unknown usernames are counted, so unlockable
+    users.record_login_failure(core, "ghost", None)  # unknown usernames are counted, so unlockable
     assert run("user", "unlock", "ghost").output.strip() == "ghost unlocked: cleared 1 failed sign-in"
 
 

@@ -10,7 +10,7 @@ from tests.conftest import account, write_csv
 
 
 def names(svc, **kwargs):
-    items, total = queries.list_accounts(svc.db, **kwargs)
+    items, total = queries.list_accounts(svc, **kwargs)
     assert total == len(items)
     return [i["external_id"] for i in items]
 
@@ -57,7 +57,7 @@ def test_own_text_ranks_before_needs_only(crowd, tmp_path):
 
 @pytest.mark.parametrize("q", ['"', "AND", "NEAR(", "*", "a OR", "-x", "'); DROP TABLE accounts; --"])
 def test_no_input_is_a_syntax_error(crowd, q):
-    queries.list_accounts(crowd.db, q=q)
+    queries.list_accounts(crowd, q=q)
     assert crowd.conn.execute("SELECT count(*) FROM accounts").fetchone()[0] == 4
 
 
@@ -73,7 +73,12 @@ def test_products_filter(crowd):
     assert names(crowd, products="ledger; shield") == ["W4", "W1"]  # any of them, ignoring case; by name
     assert sorted(names(crowd, products="Flow WMS")) == ["W2", "W3", "W4"]
     assert names(crowd, products="Ledger", q="dairy") == ["W1"]
-    assert "Shield" in queries.facets(crowd.db, crowd.settings)["products"]
+    assert (
+        "Shield"
+        in queries.facets(
+            crowd,
+        )["products"]
+    )
 
 
 def test_match_expression():

@@ -39,7 +39,7 @@ def get(url: str, token: str | None = None) -> tuple[int, dict]:
 @pytest.fixture
 def server(world, tmp_path):
     """``refmatch.web.server.serve`` with 2 workers over the small world, in its own process."""
-    token, _ = users.create_token(world.db, users.add_user(world.db, "api", "long enough", "sales").username, "t")
+    token, _ = users.create_token(world, users.add_user(world, "api", "long enough", "sales").username, "t")
     world.close()
     port = free_port()
     log = tmp_path / "serve.log"

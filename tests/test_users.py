@@ -17,29 +17,24 @@ def cheap_hashes(monkeypatch):
     monkeypatch.setattr(users, "PASSWORD_METHOD", "pbkdf2:sha256:1000")
 
 
-@pytest.fixture
-def db(service):
-    return service.db
-
-
-def test_password_is_hashed_and_authenticates(db):
-    alice = users.add_user(db, "alice", "correct horse", "sales", "Alice A.")
+def test_password_is_hashed_and_authenticates(service):
+    alice = users.add_user(service, "alice", "correct horse", "sales", "Alice A.")
     assert alice == User(alice.id, "alice", "sales", "Alice A.")
-    stored = db.conn.execute("SELECT password_hash FROM users WHERE id = ?", (alice.id,)).fetchone()[0]
+    stored = service.conn.execute("SELECT password_hash FROM users WHERE id = ?", (alice.id,)).fetchone()[0]
     assert stored != "correct horse" and "correct horse" not in stored
     assert stored.startswith("pbkdf2:sha256:1000$")
-    assert users.authenticate(db, "alice", "correct horse") == alice
-    assert users.authenticate(db, "ALICE", "correct horse") == alice  # usernames are case-insensitive
-    assert users.authenticate(db, "alice", "wrong horse") is None
-    assert users.authenticate(db, "alice", "") is None
-    assert users.authenticate(db, "nobody", "correct horse") is None
+    assert users.authenticate(service, "alice", "correct horse") == alice
+    assert users.authenticate(service, "ALICE", "correct horse") == alice  # usernames are case-insensitive
+    assert users.authenticate(service, "alice", "wrong horse") is None
+    assert users.authenticate(service, "alice", "") is None
+    assert users.authenticate(service, "nobody", "correct horse") is None
 
 
-def test_default_hash_is_scrypt(db, monkeypatch):
+def test_default_hash_is_scrypt(service, monkeypatch):
     monkeypatch.setattr(users, "PASSWORD_METHOD", "scrypt")
-    users.add_user(db, "sam", "a long password", "cs")
-    assert db.conn.execute("SELECT password_hash FROM users").fetchone()[0].startswith("scrypt:")
-    assert users.authenticate(db, "sam", "a long password").username == "sam"
+    users.add_user(service, "sam", "a long password", "cs")
+    assert service.conn.execute("SELECT password_hash FROM users").fetchone()[0].startswith("scrypt:")
+    assert users.authenticate(service, "sam", "a long password").username == "sam"
 
 
 @pytest.mark.parametrize(
@@ -51,37 +46,37 @@ def test_default_hash_is_scrypt(db, monkeypatch):
         ("has space", "long enough", "sales", "username"),
     ],
 )
-def test_add_user_validation(db, username, password, role, field):
+def test_add_user_validation(service, username, password, role, field):
     with pytest.raises(InvalidInput) as exc:
-        users.add_user(db, username, password, role)
+        users.add_user(service, username, password, role)
     assert [d["field"] for d in exc.value.details] == [field]
     assert password not in exc.value.message or field == "username"
-    assert users.list_users(db) == []
+    assert users.list_users(service) == []
 
 
-def test_short_password_message_never_shows_it(db):
+def test_short_password_message_never_shows_it(service):
     with pytest.raises(InvalidInput) as exc:
-        users.add_user(db, "alice", "hunter2", "sales")
+        users.add_user(service, "alice", "hunter2", "sales")
     assert exc.value.message == "password: must be at least 8 characters"
 
 
-def test_duplicate_username_conflicts(db):
-    users.add_user(db, "alice", "long enough", "sales")
+def test_duplicate_username_conflicts(service):
+    users.add_user(service, "alice", "long enough", "sales")
     with pytest.raises(Conflict, match="username 'Alice' is taken"):
-        users.add_user(db, "Alice", "long enough", "cs")
+        users.add_user(service, "Alice", "long enough", "cs")
 
 
-def test_roles_and_lookups(db):
-    made = {role: users.add_user(db, f"u_{role}", "long enough", role) for role in users.ROLES}
+def test_roles_and_lookups(service):
+    made = {role: users.add_user(service, f"u_{role}", "long enough", role) for role in users.ROLES}
     assert [(u.is_manager, u.is_admin) for u in made.values()] == [
         (False, False),
         (False, False),
         (True, False),
         (True, True),
     ]
-    assert users.list_users(db) == sorted(made.values(), key=lambda u: u.username)
-    assert users.get_user(db, made["cs"].id) == made["cs"]
-    assert users.get_user(db, 999) is None
+    assert users.list_users(service) == sorted(made.values(), key=lambda u: u.username)
+    assert users.get_user(service, made["cs"].id) == made["cs"]
+    assert users.get_user(service, 999) is None
     assert made["admin"].as_dict() == {
         "id": made["admin"].id,
         "username": "u_admin",
@@ -90,28 +85,28 @@ def test_roles_and_lookups(db):
     }
 
 
-def test_set_password(db):
-    users.add_user(db, "alice", "first password", "sales")
-    users.set_password(db, "alice", "second password")
-    assert users.authenticate(db, "alice", "first password") is None
-    assert users.authenticate(db, "alice", "second password").username == "alice"
+def test_set_password(service):
+    users.add_user(service, "alice", "first password", "sales")
+    users.set_password(service, "alice", "second password")
+    assert users.authenticate(service, "alice", "first password") is None
+    assert users.authenticate(service, "alice", "second password").username == "alice"
     with pytest.raises(NotFound, match="unknown user: 'bob'"):
-        users.set_password(db, "bob", "whatever long")
+        users.set_password(service, "bob", "whatever long")
     with pytest.raises(InvalidInput):
-        users.set_password(db, "alice", "short")
+        users.set_password(service, "alice", "short")
 
 
-def test_token_shown_once_stored_hashed(db):
-    alice = users.add_user(db, "alice", "long enough", "sales")
-    token, token_id = users.create_token(db, "alice", "ci script")
+def test_token_shown_once_stored_hashed(service):
+    alice = users.add_user(service, "alice", "long enough", "sales")
+    token, token_id = users.create_token(service, "alice", "ci script")
     assert token.startswith("rmt_") and len(token) > 40
-    row = db.conn.execute("SELECT * FROM api_tokens WHERE id = ?", (token_id,)).fetchone()
+    row = service.conn.execute("SELECT * FROM api_tokens WHERE id = ?", (token_id,)).fetchone()
     assert token not in [str(v) for v in row]
     assert hashlib.sha256(token.encode()).hexdigest() in row
-    assert users.user_for_token(db, token) == alice
-    assert users.user_for_token(db, token + "x") is None
-    assert users.user_for_token(db, "") is None
-    listed = users.list_tokens(db)
+    assert users.user_for_token(service, token) == alice
+    assert users.user_for_token(service, token + "x") is None
+    assert users.user_for_token(service, "") is None
+    listed = users.list_tokens(service)
     assert listed == [
         {
             "id": token_id,
@@ -123,59 +118,59 @@ def test_token_shown_once_stored_hashed(db):
         }
     ]
     assert listed[0]["last_used_at"] is not None
-    second, second_id = users.create_token(db, "alice", "ci script")
+    second, second_id = users.create_token(service, "alice", "ci script")
     assert second != token and second_id != token_id
 
 
-def test_token_use_is_not_a_data_change(db):
-    users.add_user(db, "alice", "long enough", "sales")
-    token, _ = users.create_token(db, "alice", "ci")
-    version = data_version(db)
-    users.user_for_token(db, token)
-    first = users.list_tokens(db)[0]["last_used_at"]
-    users.user_for_token(db, token)  # within the minute: not written again
-    assert users.list_tokens(db)[0]["last_used_at"] == first
-    assert data_version(db) == version
+def test_token_use_is_not_a_data_change(service):
+    users.add_user(service, "alice", "long enough", "sales")
+    token, _ = users.create_token(service, "alice", "ci")
+    version = data_version(service.db)
+    users.user_for_token(service, token)
+    first = users.list_tokens(service)[0]["last_used_at"]
+    users.user_for_token(service, token)  # within the minute: not written again
+    assert users.list_tokens(service)[0]["last_used_at"] == first
+    assert data_version(service.db) == version
 
 
-def test_revoked_token_refused(db):
-    users.add_user(db, "alice", "long enough", "sales")
-    token, token_id = users.create_token(db, "alice", "ci")
-    users.revoke_token(db, token_id)
-    assert users.user_for_token(db, token) is None
-    revoked_at = users.list_tokens(db, "alice")[0]["revoked_at"]
+def test_revoked_token_refused(service):
+    users.add_user(service, "alice", "long enough", "sales")
+    token, token_id = users.create_token(service, "alice", "ci")
+    users.revoke_token(service, token_id)
+    assert users.user_for_token(service, token) is None
+    revoked_at = users.list_tokens(service, "alice")[0]["revoked_at"]
     assert revoked_at is not None
-    users.revoke_token(db, token_id)  # again: nothing changes
-    assert users.list_tokens(db, "alice")[0]["revoked_at"] == revoked_at
+    users.revoke_token(service, token_id)  # again: nothing changes
+    assert users.list_tokens(service, "alice")[0]["revoked_at"] == revoked_at
     with pytest.raises(NotFound, match="unknown token id: 99"):
-        users.revoke_token(db, 99)
+        users.revoke_token(service, 99)
 
 
-def test_token_errors(db):
-    users.add_user(db, "alice", "long enough", "sales")
+def test_token_errors(service):
+    users.add_user(service, "alice", "long enough", "sales")
     with pytest.raises(NotFound, match="unknown user: 'bob'"):
-        users.create_token(db, "bob", "ci")
+        users.create_token(service, "bob", "ci")
     with pytest.raises(InvalidInput) as exc:
-        users.create_token(db, "alice", "  ")
+        users.create_token(service, "alice", "  ")
     assert exc.value.details == [{"field": "name", "message": "must not be empty"}]
 
 
-def test_ensure_demo_users(db):
-    created = users.ensure_demo_users(db)
+def test_ensure_demo_users(service):
+    created = users.ensure_demo_users(service)
     assert list(created) == ["sales", "cs", "manager", "admin"]
     for username, password in created.items():
-        user = users.authenticate(db, username, password)
+        user = users.authenticate(service, username, password)
         assert user is not None and user.role == users.DEMO_USERS[username]
         assert len(password) == 12  # secrets.token_urlsafe(9)
-    assert users.ensure_demo_users(db) == {}  # existing users are left alone
-    assert users.authenticate(db, "admin", created["admin"]) is not None
+    assert users.ensure_demo_users(service) == {}  # existing users are left alone
+    assert users.authenticate(service, "admin", created["admin"]) is not None
 
 
-def test_ensure_demo_users_creates_only_missing(db):
-    users.add_user(db, "manager", "my own password", "reference_manager")
-    created = users.ensure_demo_users(db)
+def test_ensure_demo_users_creates_only_missing(service):
+    users.add_user(service, "manager", "my own password", "reference_manager")
+    created = users.ensure_demo_users(service)
     assert list(created) == ["sales", "cs", "admin"]
-    assert users.authenticate(db, "manager", "my own password") is not None
+    assert users.authenticate(service, "manager", "my own password") is not None
 
 
 # -- CLI --------------------------------------------------------------------------
@@ -193,17 +188,18 @@ def run(tmp_path):
 
 @pytest.fixture
 def cli_db(run):
-    from refmatch.store import open_db
+    from refmatch.app.service import Service
+    from refmatch.config import load_settings
 
     handles = []
 
     def opened():
-        handles.append(open_db(run.db_path))
+        handles.append(Service(load_settings({"db": str(run.db_path)}, env={})))
         return handles[-1]
 
     yield opened
     for h in handles:
-        h.conn.close()
+        h.close()
 
 
 def test_cli_user_add_and_list(run, cli_db):
@@ -229,8 +225,8 @@ def test_cli_user_add_and_list(run, cli_db):
     ]
     out = run("user", "list", "--format", "json")
     assert [u["username"] for u in json.loads(out.output)] == ["alice", "mia"]
-    db = cli_db()
-    assert users.authenticate(db, "alice", "s3cret pass").role == "sales"
+    service = cli_db()
+    assert users.authenticate(service, "alice", "s3cret pass").role == "sales"
 
 
 def test_cli_user_add_prompts_without_echo(run, cli_db):
@@ -265,14 +261,14 @@ def test_cli_token_create_list_revoke(run, cli_db):
     token = out.stdout.strip()
     assert token.startswith("rmt_") and "\n" not in token
     assert out.stderr == "token 1 (ci) created for alice: store it now, it is not shown again\n"
-    db = cli_db()
-    assert users.user_for_token(db, token).username == "alice"
+    service = cli_db()
+    assert users.user_for_token(service, token).username == "alice"
     listed = run("token", "list")
     assert listed.exit_code == 0 and token not in listed.output
     assert listed.output.startswith("   1  alice                    ci                       created ")
     out = run("token", "revoke", "1")
     assert (out.exit_code, out.output) == (0, "token 1 revoked\n")
-    assert users.user_for_token(db, token) is None
+    assert users.user_for_token(service, token) is None
     assert "revoked 20" in run("token", "list", "alice").output
     out = run("token", "revoke", "7")
     assert (out.exit_code, out.output) == (1, "Error: unknown token id: 7\n")

@@ -131,8 +131,8 @@ def test_too_large_body_is_413_envelope(world):
     from refmatch.app import users
     from tests.web_support import PASSWORD
 
-    users.add_user(world.db, "sam", PASSWORD, "sales")
-    token, _ = users.create_token(world.db, "sam", "t")
+    users.add_user(world, "sam", PASSWORD, "sales")
+    token, _ = users.create_token(world, "sam", "t")
     response = app.test_client().post(
         "/api/v1/match", json={"text": "x" * 5000}, headers={"Authorization": f"Bearer {token}"}
     )

@@ -125,11 +125,11 @@ def test_bearer_tokens(app, client):
 
 
 def test_revoked_token_is_refused(app, client):
-    db = app.extensions["refmatch"].service.db
-    token, token_id = users.create_token(db, "admin", "to revoke")
+    service = app.extensions["refmatch"].service
+    token, token_id = users.create_token(service, "admin", "to revoke")
     headers = {"Authorization": f"Bearer {token}"}
     assert client.get("/api/v1/me", headers=headers).status_code == 200
-    users.revoke_token(db, token_id)
+    users.revoke_token(service, token_id)
     assert client.get("/api/v1/me", headers=headers).status_code == 401
 
 

@@ -37,7 +37,7 @@ def app(world):
     """The app over the world with A9 at risk (flagged before the app loads anything)."""
     flag_at_risk(world)
     for username, role in ROLE_USERS.items():
-        users.add_user(world.db, username, PASSWORD, role, display_name=f"Test {role}")
+        users.add_user(world, username, PASSWORD, role, display_name=f"Test {role}")
     app = make_app(world)
     yield app
     app.extensions["refmatch"].service.close()

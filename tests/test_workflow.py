@@ -7,6 +7,7 @@ import pytest
 from refmatch.app import requests as workflow
 from refmatch.app import users
 from refmatch.app.requests import STATES, TRANSITIONS
+from refmatch.app.service import Service
 from refmatch.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from refmatch.store import data_version
 from tests.conftest import account, advocate, write_csv
@@ -39,13 +40,12 @@ def cheap_hashes(monkeypatch):
 
 @pytest.fixture
 def people(world):
-    db = world.db
     return {
-        "requester": users.add_user(db, "alice", "long enough", "sales"),
-        "other_sales": users.add_user(db, "bob", "long enough", "sales"),
-        "cs": users.add_user(db, "carol", "long enough", "cs"),
-        "manager": users.add_user(db, "mia", "long enough", "reference_manager"),
-        "admin": users.add_user(db, "ada", "long enough", "admin"),
+        "requester": users.add_user(world, "alice", "long enough", "sales"),
+        "other_sales": users.add_user(world, "bob", "long enough", "sales"),
+        "cs": users.add_user(world, "carol", "long enough", "cs"),
+        "manager": users.add_user(world, "mia", "long enough", "reference_manager"),
+        "admin": users.add_user(world, "ada", "long enough", "admin"),
     }
 
 
@@ -55,9 +55,7 @@ def ask(world, people):
 
     def create(advocate="A1", by="requester", **kwargs):
         kwargs.setdefault("seeker_external_id", "P1")
-        return workflow.create_request(
-            world.db, people[by], advocate_external_id=advocate, settings=world.settings, **kwargs
-        )
+        return workflow.create_request(world, people[by], advocate_external_id=advocate, **kwargs)
 
     return create
 
@@ -65,7 +63,7 @@ def ask(world, people):
 def move(world, user, request_id, *states, **kwargs):
     view = None
     for state in states:
-        view = workflow.transition(world.db, user, request_id, state, settings=world.settings, **kwargs)
+        view = workflow.transition(world, user, request_id, state, **kwargs)
     return view
 
 
@@ -153,11 +151,11 @@ def test_every_transition(world, people, ask, start, to):
     manager = people["manager"]
     request_id = ask().id
     move(world, manager, request_id, *PATH[start])
-    before = workflow.events(world.db, request_id)
+    before = workflow.events(world, request_id)
     if (start, to) in LEGAL:
         view = move(world, manager, request_id, to)
         assert view.status == to
-        after = workflow.events(world.db, request_id)
+        after = workflow.events(world, request_id)
         assert len(after) == len(before) + 1
         assert (after[-1].actor, after[-1].from_status, after[-1].to_status) == ("mia", start, to)
     else:
@@ -165,8 +163,8 @@ def test_every_transition(world, people, ask, start, to):
             move(world, manager, request_id, to)
         assert exc.value.message.startswith(f"cannot move request {request_id} from {start} to {to}: ")
         assert exc.value.details[0]["from"] == start and exc.value.details[0]["to"] == to
-        assert workflow.get_request(world.db, manager, request_id).status == start
-        assert workflow.events(world.db, request_id) == before
+        assert workflow.get_request(world, manager, request_id).status == start
+        assert workflow.events(world, request_id) == before
 
 
 def test_illegal_transition_messages(world, people, ask):
@@ -196,9 +194,9 @@ def test_unknown_status_and_request(world, people, ask):
     with pytest.raises(NotFound, match="unknown reference request: 999"):
         move(world, people["manager"], 999, "approved")
     with pytest.raises(NotFound):
-        workflow.get_request(world.db, people["manager"], 999)
+        workflow.get_request(world, people["manager"], 999)
     with pytest.raises(NotFound):
-        workflow.events(world.db, 999)
+        workflow.events(world, 999)
 
 
 # -- who may do what ------------------------------------------------------------
@@ -212,34 +210,34 @@ def test_role_matrix(world, people, ask, start, to, actor):
     move(world, people["manager"], request_id, *PATH[start])
     user = people[actor]
     allowed = actor in ("manager", "admin") or (actor == "requester" and to == "cancelled")
-    assert (to in workflow.get_request(world.db, user, request_id).allowed_actions) == allowed
+    assert (to in workflow.get_request(world, user, request_id).allowed_actions) == allowed
     if allowed:
         assert move(world, user, request_id, to).status == to
-        assert workflow.events(world.db, request_id)[-1].actor == user.username
+        assert workflow.events(world, request_id)[-1].actor == user.username
     else:
-        events_before = workflow.events(world.db, request_id)
+        events_before = workflow.events(world, request_id)
         with pytest.raises(Forbidden) as exc:
             move(world, user, request_id, to)
         who = "its requester or a reference manager" if to == "cancelled" else "a reference manager"
         assert exc.value.message == f"only {who} may move a request to {to} (you are {user.role})"
         assert exc.value.code == "forbidden" and exc.value.exit_code == 1
-        assert workflow.get_request(world.db, user, request_id).status == start
-        assert workflow.events(world.db, request_id) == events_before
+        assert workflow.get_request(world, user, request_id).status == start
+        assert workflow.events(world, request_id) == events_before
 
 
 def test_cs_requester_cancels_own(world, people, ask):
     request_id = ask(by="cs").id
-    assert workflow.get_request(world.db, people["cs"], request_id).allowed_actions == ["cancelled"]
-    assert workflow.get_request(world.db, people["requester"], request_id).allowed_actions == []
+    assert workflow.get_request(world, people["cs"], request_id).allowed_actions == ["cancelled"]
+    assert workflow.get_request(world, people["requester"], request_id).allowed_actions == []
     assert move(world, people["cs"], request_id, "cancelled").status == "cancelled"
 
 
 def test_allowed_actions_for_managers(world, people, ask):
     request_id = ask().id
-    view = workflow.get_request(world.db, people["admin"], request_id)
+    view = workflow.get_request(world, people["admin"], request_id)
     assert view.allowed_actions == ["approved", "declined", "cancelled"]
     move(world, people["manager"], request_id, "approved", "scheduled", "completed")
-    assert workflow.get_request(world.db, people["admin"], request_id).allowed_actions == []
+    assert workflow.get_request(world, people["admin"], request_id).allowed_actions == []
 
 
 # -- capacity and consent ---------------------------------------------------------
@@ -268,7 +266,7 @@ def test_capacity_refused_and_overridden(world, people, ask):
 
     view = ask(advocate="A5", by="manager", note="asked by the CRO", override_reason="strategic deal")
     assert view.override_reason == "strategic deal"
-    assert workflow.events(world.db, view.id)[0].note == (
+    assert workflow.events(world, view.id)[0].note == (
         "asked by the CRO\noverride (A5 is at capacity: 0 of 0 requests used this quarter): strategic deal"
     )
     # created under an override: approval is not refused again
@@ -305,7 +303,7 @@ def test_approval_override(world, people, ask, tmp_path):
     move(world, manager, first, "approved")
     view = move(world, manager, second, "approved", note="ok", override_reason="customer insisted")
     assert view.status == "approved" and view.override_reason == "customer insisted"
-    assert workflow.events(world.db, second)[-1].note == (
+    assert workflow.events(world, second)[-1].note == (
         "ok\noverride (B1 is at capacity: 1 of 1 requests used this quarter): customer insisted"
     )
 
@@ -324,12 +322,13 @@ def test_capacity_counts_per_quarter(world, people, ask, tmp_path):
 
 def test_default_capacity_from_settings(world, people, ask, tmp_path):
     add_advocates(world, tmp_path, advocate("B1", capacity_per_quarter=""))
-    settings = world.settings.replace(default_capacity=1)
-    request_id = workflow.create_request(world.db, people["requester"], advocate_external_id="B1", settings=settings).id
-    workflow.transition(world.db, people["manager"], request_id, "approved", settings=settings)
+    one = Service(world.settings.replace(default_capacity=1))
+    request_id = workflow.create_request(one, people["requester"], advocate_external_id="B1").id
+    workflow.transition(one, people["manager"], request_id, "approved")
     with pytest.raises(Conflict, match="B1 is at capacity: 1 of 1 requests"):
-        workflow.create_request(world.db, people["requester"], advocate_external_id="B1", settings=settings)
-    load, _ = workflow.advocate_load(world.db, settings, near_capacity_only=True)
+        workflow.create_request(one, people["requester"], advocate_external_id="B1")
+    load, _ = workflow.advocate_load(one, near_capacity_only=True)
+    one.close()
     assert [(a["external_id"], a["capacity"], a["remaining"]) for a in load][:2] == [("B1", 1, 0), ("A5", 0, 0)]
 
 
@@ -349,7 +348,7 @@ def test_consent_refused_and_overridden(world, people, ask, advocate_id, kwargs,
     assert [d["message"] for d in exc.value.details] == [message]
     view = ask(advocate=advocate_id, by="admin", override_reason="verbal consent on file", **kwargs)
     assert view.override_reason == "verbal consent on file"
-    assert workflow.events(world.db, view.id)[0].note == f"override ({message}): verbal consent on file"
+    assert workflow.events(world, view.id)[0].note == f"override ({message}): verbal consent on file"
 
 
 def test_offered_type_is_accepted(ask):
@@ -384,7 +383,7 @@ def test_outcome_validation(world, people, ask, kwargs, field):
     with pytest.raises(InvalidInput) as exc:
         move(world, people["manager"], request_id, "completed", **kwargs)
     assert [d["field"] for d in exc.value.details] == [field]
-    assert workflow.get_request(world.db, people["manager"], request_id).status == "scheduled"
+    assert workflow.get_request(world, people["manager"], request_id).status == "scheduled"
 
 
 def test_outcome_errors_are_all_reported(world, people, ask):
@@ -431,7 +430,7 @@ def test_audit_trail(world, people, ask):
     move(world, manager, view.id, "scheduled", scheduled_for=datetime(2025, 5, 10, 15, 0), now=t[2])
     done = move(world, manager, view.id, "completed", note="went well", rating=5, deal_outcome="won",
                 influenced_arr=120000, now=t[3])  # fmt: skip
-    assert [e.as_dict() for e in workflow.events(world.db, view.id)] == [
+    assert [e.as_dict() for e in workflow.events(world, view.id)] == [
         {"at": "2025-05-01T10:30:00+00:00", "actor": "alice", "from_status": None, "to_status": "requested",
          "note": "needs a logistics peer"},
         {"at": "2025-05-02T10:30:00+00:00", "actor": "mia", "from_status": "requested", "to_status": "approved",
@@ -466,7 +465,7 @@ def test_events_are_append_only(world, ask):
         world.conn.execute("UPDATE request_events SET note = 'rewritten' WHERE request_id = ?", (request_id,))
     with pytest.raises(sqlite3.IntegrityError, match="request_events is append-only"):
         world.conn.execute("DELETE FROM request_events WHERE request_id = ?", (request_id,))
-    assert [e.to_status for e in workflow.events(world.db, request_id)] == ["requested"]
+    assert [e.to_status for e in workflow.events(world, request_id)] == ["requested"]
 
 
 def test_no_code_updates_or_deletes_events():
@@ -478,7 +477,7 @@ def test_no_code_updates_or_deletes_events():
 
 # -- contact visibility ---------------------------------------------------------------
 def contact_seen(world, user, request_id):
-    return workflow.get_request(world.db, user, request_id).contact
+    return workflow.get_request(world, user, request_id).contact
 
 
 def test_contact_visibility(world, people, ask):
@@ -492,9 +491,9 @@ def test_contact_visibility(world, people, ask):
         assert contact_seen(world, people["requester"], request_id) == CONTACT
         assert contact_seen(world, people["other_sales"], request_id) is None
         assert contact_seen(world, people["cs"], request_id) is None
-    page, _ = workflow.list_requests(world.db, people["requester"])
+    page, _ = workflow.list_requests(world, people["requester"])
     assert page[0].contact == CONTACT
-    page, _ = workflow.list_requests(world.db, people["other_sales"])
+    page, _ = workflow.list_requests(world, people["other_sales"])
     assert page[0].contact is None
 
 
@@ -525,18 +524,18 @@ def test_list_requests(world, people, ask):
     ids = [ask(now=datetime(2025, 5, day, tzinfo=UTC)).id for day in (1, 2, 3)]
     other = ask(advocate="A2", by="other_sales", now=datetime(2025, 5, 4, tzinfo=UTC)).id
     move(world, manager, ids[0], "approved")
-    page, total = workflow.list_requests(world.db, manager)
+    page, total = workflow.list_requests(world, manager)
     assert ([v.id for v in page], total) == ([other, ids[2], ids[1], ids[0]], 4)  # newest first
-    page, total = workflow.list_requests(world.db, manager, limit=2, offset=1)
+    page, total = workflow.list_requests(world, manager, limit=2, offset=1)
     assert ([v.id for v in page], total) == ([ids[2], ids[1]], 4)
-    page, total = workflow.list_requests(world.db, manager, status="approved")
+    page, total = workflow.list_requests(world, manager, status="approved")
     assert ([v.id for v in page], total) == ([ids[0]], 1)
-    page, total = workflow.list_requests(world.db, manager, advocate_external_id="A2")
+    page, total = workflow.list_requests(world, manager, advocate_external_id="A2")
     assert ([v.id for v in page], total) == ([other], 1)
-    page, total = workflow.list_requests(world.db, people["other_sales"], mine=True)
+    page, total = workflow.list_requests(world, people["other_sales"], mine=True)
     assert ([v.id for v in page], total) == ([other], 1)
-    assert workflow.list_requests(world.db, manager, mine=True) == ([], 0)
-    assert workflow.list_requests(world.db, manager, advocate_external_id="NOPE") == ([], 0)
+    assert workflow.list_requests(world, manager, mine=True) == ([], 0)
+    assert workflow.list_requests(world, manager, advocate_external_id="NOPE") == ([], 0)
 
 
 @pytest.mark.parametrize(
@@ -544,7 +543,7 @@ def test_list_requests(world, people, ask):
 )
 def test_list_requests_invalid(world, people, kwargs, field):
     with pytest.raises(InvalidInput) as exc:
-        workflow.list_requests(world.db, people["manager"], **kwargs)
+        workflow.list_requests(world, people["manager"], **kwargs)
     assert [d["field"] for d in exc.value.details] == [field]
 
 
@@ -552,7 +551,7 @@ def test_list_requests_invalid(world, people, kwargs, field):
 def test_advocate_load(world, people, ask):
     manager = people["manager"]
     today = datetime.now(UTC).date()
-    load, total = workflow.advocate_load(world.db, world.settings, today=today)
+    load, total = workflow.advocate_load(world, today=today)
     assert total == 11
     assert load[0] == {
         "external_id": "A5",
@@ -566,20 +565,20 @@ def test_advocate_load(world, people, ask):
         "contact": None,
     }
     first = ask().id
-    assert workflow.advocate_load(world.db, world.settings, today=today)[0][1]["used_this_quarter"] == 0
+    assert workflow.advocate_load(world, today=today)[0][1]["used_this_quarter"] == 0
     approved = move(world, manager, first, "approved")
     move(world, manager, ask().id, "approved")
-    load, _ = workflow.advocate_load(world.db, world.settings, today=today)
+    load, _ = workflow.advocate_load(world, today=today)
     a1 = next(a for a in load if a["external_id"] == "A1")
     assert (a1["used_this_quarter"], a1["remaining"], a1["capacity"]) == (2, 1, 3)
     assert a1["last_used_at"] >= approved.approved_at
     assert [a["external_id"] for a in load[:2]] == ["A5", "A1"]  # fullest first
-    near, total = workflow.advocate_load(world.db, world.settings, today=today, near_capacity_only=True)
+    near, total = workflow.advocate_load(world, today=today, near_capacity_only=True)
     assert ([a["external_id"] for a in near], total) == (["A5", "A1"], 2)
-    page, total = workflow.advocate_load(world.db, world.settings, today=today, limit=3, offset=2)
+    page, total = workflow.advocate_load(world, today=today, limit=3, offset=2)
     assert len(page) == 3 and total == 11
     # next quarter the slots are free again
-    later, _ = workflow.advocate_load(world.db, world.settings, today=date(today.year + 1, today.month, 1))
+    later, _ = workflow.advocate_load(world, today=date(today.year + 1, today.month, 1))
     assert next(a for a in later if a["external_id"] == "A1")["used_this_quarter"] == 0
 
 
@@ -624,8 +623,8 @@ def test_every_view_of_slot_use_agrees_at_a_quarter_boundary(world, people, ask,
 
     catalog = load_catalog(world.conn, world.settings.stages, day)
     in_catalog = int(catalog.used_quarter[catalog.row_by_external("B1")])
-    listed, _ = queries.list_advocates(world.db, world.settings, q="B1", today=day)
-    load, _ = workflow.advocate_load(world.db, world.settings, today=day)
+    listed, _ = queries.list_advocates(world, q="B1", today=day)
+    load, _ = workflow.advocate_load(world, today=day)
     in_load = next(a for a in load if a["external_id"] == "B1")["used_this_quarter"]
     assert (in_catalog, listed[0]["used_this_quarter"], in_load) == (used, used, used)
     when = datetime.combine(day, datetime.min.time(), tzinfo=UTC).replace(hour=12)

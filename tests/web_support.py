@@ -115,7 +115,7 @@ def make_app(service, **config: Any) -> Flask:
 @pytest.fixture
 def app(world):
     for username, role in ROLE_USERS.items():
-        users.add_user(world.db, username, PASSWORD, role, display_name=f"Test {role}")
+        users.add_user(world, username, PASSWORD, role, display_name=f"Test {role}")
     app = make_app(world)
     yield app
     app.extensions["refmatch"].service.close()
@@ -152,7 +152,7 @@ def post_form(client: FlaskClient, url: str, data: dict[str, Any] | None = None,
 
 
 def bearer(app: Flask, username: str) -> dict[str, str]:
-    token, _ = users.create_token(app.extensions["refmatch"].service.db, username, "tests")
+    token, _ = users.create_token(app.extensions["refmatch"].service, username, "tests")
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -15,7 +15,6 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-import sqlite_utils
 
 from refmatch import importing
 from refmatch.app.service import Service
@@ -26,14 +25,12 @@ from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, Seeker
 from refmatch.match.catalog import Catalog
 from refmatch.match.eligibility import Rules, eligible_mask
 from refmatch.risk import after_import as refresh_risk
-from refmatch.store import UPSERTS, connection, data_version, search, transaction
+from refmatch.store import UPSERTS, data_version, search, transaction
 from refmatch.store.usage import NEAR_CAPACITY, slot_use_cte
 
 ACCOUNT_FILTERS = ("industry", "stage", "region", "products")
 MAX_LIMIT = 200
 # an advocate with at most this many quarterly slots left is near capacity (as workflow.advocate_load says)
-
-Db = sqlite_utils.Database | sqlite3.Connection
 
 
 def _rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -63,7 +60,7 @@ def _search(columns: Sequence[str], q: str | None, where: list[str], params: lis
 
 
 def list_accounts(
-    db: Db,
+    service: Service,
     *,
     q: str | None = None,
     industry: str | None = None,
@@ -108,7 +105,7 @@ def list_accounts(
         where.append("a.external_id IN (SELECT value FROM json_each(?))")
         params.append(json.dumps(list(external_ids)))
     clause = joins + ((" WHERE " + " AND ".join(where)) if where else "")
-    conn = connection(db)
+    conn = service.conn
     total = conn.execute(f"SELECT count(*) FROM accounts a{clause}", params).fetchone()[0]
     items = _rows(
         conn,
@@ -132,10 +129,10 @@ def _product_list(products: str | Sequence[str] | None) -> list[str]:
     return [p.strip() for p in values if p and p.strip()]
 
 
-def facets(db: Db, settings: Settings) -> dict[str, list[str]]:
+def facets(service: Service) -> dict[str, list[str]]:
     """The values each account filter can take: stages in journey order, the rest as found."""
-    conn = connection(db)
-    out: dict[str, list[str]] = {"stage": list(settings.stages)}
+    conn = service.conn
+    out: dict[str, list[str]] = {"stage": list(service.settings.stages)}
     for column in ("industry", "region"):
         out[column] = [
             r[0] for r in conn.execute(f"SELECT DISTINCT {column} FROM accounts WHERE {column} IS NOT NULL ORDER BY 1")
@@ -160,9 +157,9 @@ def _account_record(conn: sqlite3.Connection, external_id: str) -> dict[str, Any
     return record
 
 
-def get_account(db: Db, settings: Settings, external_id: str, *, include_contact: bool = False) -> dict[str, Any]:
+def get_account(service: Service, external_id: str, *, include_contact: bool = False) -> dict[str, Any]:
     """An account with its needs, stage history and (if it is one) its advocate profile and load."""
-    conn = connection(db)
+    conn = service.conn
     row = conn.execute(
         "SELECT id, size_band, created_at, updated_at FROM accounts WHERE external_id = ?", (external_id,)
     ).fetchone()
@@ -182,7 +179,7 @@ def get_account(db: Db, settings: Settings, external_id: str, *, include_contact
         "SELECT stage, entered_on FROM stage_history WHERE account_id = ? ORDER BY entered_on, id",
         [account_id],
     )
-    advocates, _ = list_advocates(db, settings, account_ids=[account_id], include_contact=include_contact)
+    advocates, _ = list_advocates(service, account_ids=[account_id], include_contact=include_contact)
     account["advocate"] = advocates[0] if advocates else None
     return account
 
@@ -214,7 +211,7 @@ def create_account(service: Service, raw: Mapping[str, Any], *, include_contact:
             details=[{"field": "external_id", "message": "already exists"}],
         )
     _write_account(service, record)
-    return get_account(service.db, service.settings, record["external_id"], include_contact=include_contact)
+    return get_account(service, record["external_id"], include_contact=include_contact)
 
 
 def update_account(
@@ -231,14 +228,14 @@ def update_account(
         )
     record = _validate_account(service.settings, {**current, **changes})
     _write_account(service, record)
-    return get_account(service.db, service.settings, external_id, include_contact=include_contact)
+    return get_account(service, external_id, include_contact=include_contact)
 
 
 # -- needs and advocates ----------------------------------------------------
 
 
 def list_needs(
-    db: Db,
+    service: Service,
     *,
     account: str | None = None,
     status: str | None = None,
@@ -263,7 +260,7 @@ def list_needs(
     _search(("n.text",), q, where, params)
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     base = f"FROM needs n JOIN accounts a ON a.id = n.account_id{clause}"
-    conn = connection(db)
+    conn = service.conn
     total = conn.execute(f"SELECT count(*) {base}", params).fetchone()[0]
     items = _rows(
         conn,
@@ -275,8 +272,7 @@ def list_needs(
 
 
 def list_advocates(
-    db: Db,
-    settings: Settings,
+    service: Service,
     *,
     q: str | None = None,
     consent: bool | None = None,
@@ -317,13 +313,13 @@ def list_advocates(
         params.append(json.dumps([int(i) for i in account_ids]))
     if near_capacity_only:
         where.append(f"{capacity} - {used} <= ?")
-        params.extend([settings.default_capacity, NEAR_CAPACITY])
+        params.extend([service.settings.default_capacity, NEAR_CAPACITY])
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     base = (
         f"FROM advocates v JOIN accounts a ON a.id = v.account_id "
         f"LEFT JOIN slot_use u ON u.account_id = v.account_id{clause}"
     )
-    conn = connection(db)
+    conn = service.conn
     total = conn.execute(f"WITH {use} SELECT count(*) {base}", [*use_params, *params]).fetchone()[0]
     items = _rows(
         conn,
@@ -331,7 +327,7 @@ def list_advocates(
         f"v.reference_types, {capacity} AS capacity, {used} AS used_this_quarter, v.blackout_until, v.topics, "
         f"v.contact_name, v.contact_title, v.contact_email {base} "
         "ORDER BY a.name COLLATE NOCASE, a.external_id LIMIT ? OFFSET ?",
-        [*use_params, settings.default_capacity, *params, limit, offset],
+        [*use_params, service.settings.default_capacity, *params, limit, offset],
     )
     for item in items:
         item["products"] = json.loads(item.pop("products"))
@@ -343,9 +339,9 @@ def list_advocates(
     return items, total
 
 
-def advocate_contacts(db: Db, external_ids: Sequence[str]) -> dict[str, dict[str, str | None]]:
+def advocate_contacts(service: Service, external_ids: Sequence[str]) -> dict[str, dict[str, str | None]]:
     """{external_id: {name, title, email}} of the advocates named that have a contact."""
-    rows = connection(db).execute(
+    rows = service.conn.execute(
         "SELECT a.external_id, v.contact_name, v.contact_title, v.contact_email FROM advocates v "
         "JOIN accounts a ON a.id = v.account_id WHERE a.external_id IN (SELECT value FROM json_each(?))",
         (json.dumps(list(external_ids)),),
@@ -356,9 +352,9 @@ def advocate_contacts(db: Db, external_ids: Sequence[str]) -> dict[str, dict[str
 # -- dashboard ----------------------------------------------------------------
 
 
-def request_counts(db: Db) -> dict[str, int]:
+def request_counts(service: Service) -> dict[str, int]:
     """Reference requests per status (statuses with none are left out)."""
-    return dict(connection(db).execute("SELECT status, count(*) FROM reference_requests GROUP BY status ORDER BY 1"))
+    return dict(service.conn.execute("SELECT status, count(*) FROM reference_requests GROUP BY status ORDER BY 1"))
 
 
 @dataclass(frozen=True)

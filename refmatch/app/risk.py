@@ -54,19 +54,19 @@ def _level(value: str | None, config: RiskConfig) -> str:
     return level
 
 
-def risk_config(svc: Service, config_path: str | Path | None = None) -> RiskConfig:
+def risk_config(service: Service, config_path: str | Path | None = None) -> RiskConfig:
     """The rules in force: ``config_path``, else ``risk.toml`` beside the database, else the packaged defaults."""
-    return load_config(config_path, db_path=svc.settings.db_path)
+    return load_config(config_path, db_path=service.settings.db_path)
 
 
-def config_info(svc: Service, config_path: str | Path | None = None) -> dict[str, Any]:
+def config_info(service: Service, config_path: str | Path | None = None) -> dict[str, Any]:
     """The effective rules (source, levels, every rule's points, thresholds and trouble)."""
-    return risk_config(svc, config_path).as_dict()
+    return risk_config(service, config_path).as_dict()
 
 
-def init_config(svc: Service, *, force: bool = False) -> Path:
+def init_config(service: Service, *, force: bool = False) -> Path:
     """Write the documented defaults to ``risk.toml`` beside the database, for editing."""
-    target = user_file_for(svc.settings.db_path)
+    target = user_file_for(service.settings.db_path)
     if target.exists() and not force:
         raise Conflict(f"{target} exists already (use --force to overwrite it)")
     target.write_text(defaults_text(), encoding="utf-8")
@@ -103,18 +103,20 @@ class RiskList:
         return {**self.__dict__, "accounts": [a.as_dict() for a in self.accounts]}
 
 
-def score_now(svc: Service, as_of: date | str | None = None, config_path: str | Path | None = None) -> Scores:
+def score_now(service: Service, as_of: date | str | None = None, config_path: str | Path | None = None) -> Scores:
     """Score every account as of a date from the stored signals (nothing is written)."""
-    accounts = load_accounts(svc.conn, svc.settings.stages)
-    return score_accounts(accounts, load_signals(svc.conn, accounts), parse_day(as_of), risk_config(svc, config_path))
+    accounts = load_accounts(service.conn, service.settings.stages)
+    return score_accounts(
+        accounts, load_signals(service.conn, accounts), parse_day(as_of), risk_config(service, config_path)
+    )
 
 
-def _open_since(svc: Service, scores: Scores) -> dict[int, str]:
+def _open_since(service: Service, scores: Scores) -> dict[int, str]:
     """Open episodes' start dates, when the stored episodes describe this as-of date."""
-    row = svc.conn.execute("SELECT value FROM meta WHERE key = 'risk_checkpoint'").fetchone()
+    row = service.conn.execute("SELECT value FROM meta WHERE key = 'risk_checkpoint'").fetchone()
     if not row or row[0] != scores.as_of.isoformat():
         return {}
-    return dict(svc.conn.execute("SELECT account_id, entered_on FROM risk_episodes WHERE outcome = 'open'"))
+    return dict(service.conn.execute("SELECT account_id, entered_on FROM risk_episodes WHERE outcome = 'open'"))
 
 
 def _account_risk(scores: Scores, row: int, since: dict[int, str]) -> AccountRisk:
@@ -135,7 +137,7 @@ def _account_risk(scores: Scores, row: int, since: dict[int, str]) -> AccountRis
 
 
 def risk_list(
-    svc: Service,
+    service: Service,
     *,
     as_of: date | str | None = None,
     level: str | None = None,
@@ -150,14 +152,14 @@ def risk_list(
     if limit is not None and limit < 1:
         raise InvalidInput(f"limit: must be at least 1, got {limit}")
     if parse_day(as_of) == clock.today() and config_path is None:
-        ensure_current(svc)
-        return _stored_list(svc, _level(level, risk_config(svc)), limit)
-    scores = score_now(svc, as_of, config_path)
+        ensure_current(service)
+        return _stored_list(service, _level(level, risk_config(service)), limit)
+    scores = score_now(service, as_of, config_path)
     level = _level(level, scores.config)
     live = ~scores.churned
     shown = np.flatnonzero(live & (scores.level >= LEVELS.index(level)))
     shown = shown[np.lexsort((np.array(scores.accounts.names, dtype=object)[shown], -scores.score[shown]))]
-    since = _open_since(svc, scores)
+    since = _open_since(service, scores)
     return RiskList(
         scores.as_of.isoformat(),
         scores.config.source,
@@ -182,16 +184,16 @@ def _stored(row: tuple) -> AccountRisk:
     )
 
 
-def _stored_list(svc: Service, level: str, limit: int | None) -> RiskList:
+def _stored_list(service: Service, level: str, limit: int | None) -> RiskList:
     levels = LEVELS[LEVELS.index(level) :]
     marks = ",".join("?" * len(levels))
     counts = dict.fromkeys(LEVELS, 0)
-    counts.update(svc.conn.execute("SELECT level, count(*) FROM risk_scores WHERE NOT churned GROUP BY level"))
-    as_of, source, at_risk = svc.conn.execute(
+    counts.update(service.conn.execute("SELECT level, count(*) FROM risk_scores WHERE NOT churned GROUP BY level"))
+    as_of, source, at_risk = service.conn.execute(
         "SELECT (SELECT value FROM meta WHERE key = 'risk_checkpoint'), (SELECT value FROM meta WHERE key = "
         "'risk_config'), (SELECT count(*) FROM risk_scores WHERE at_risk)"
     ).fetchone()
-    rows = svc.conn.execute(
+    rows = service.conn.execute(
         f"{_STORED} WHERE r.level IN ({marks}) AND NOT r.churned ORDER BY r.score DESC, a.name LIMIT ?",
         (*levels, -1 if limit is None else limit),
     )
@@ -199,17 +201,17 @@ def _stored_list(svc: Service, level: str, limit: int | None) -> RiskList:
 
 
 def account_risk(
-    svc: Service, external_id: str, *, as_of: date | str | None = None, config_path: str | Path | None = None
+    service: Service, external_id: str, *, as_of: date | str | None = None, config_path: str | Path | None = None
 ) -> dict[str, Any]:
     """One account's risk page: score, level, reasons, every rule's measured value, its episodes and signals."""
-    scores = score_now(svc, as_of, config_path)
+    scores = score_now(service, as_of, config_path)
     frame = scores.accounts
     try:
         row = frame.external_ids.index(external_id)
     except ValueError:
         raise NotFound(f"unknown account: {external_id!r}") from None
-    signals = load_signals(svc.conn, frame)
-    out = _account_risk(scores, row, _open_since(svc, scores)).as_dict()
+    signals = load_signals(service.conn, frame)
+    out = _account_risk(scores, row, _open_since(service, scores)).as_dict()
     out["as_of"] = scores.as_of.isoformat()
     out["rules"] = [
         {
@@ -221,12 +223,12 @@ def account_risk(
         }
         for o in scores.outcomes
     ]
-    out["episodes"] = episodes(svc, external_id=external_id)
+    out["episodes"] = episodes(service, external_id=external_id)
     out["signals"] = {kind: series.of(row) for kind, series in sorted(signals.series.items())}
     return out
 
 
-def episodes(svc: Service, *, external_id: str | None = None, outcome: str | None = None) -> list[dict[str, Any]]:
+def episodes(service: Service, *, external_id: str | None = None, outcome: str | None = None) -> list[dict[str, Any]]:
     """Stored risk episodes, newest first: entered, ended, outcome (open / resolved / churned), rules, troubles."""
     if outcome is not None and outcome not in ("open", "resolved", "churned"):
         raise InvalidInput(f"outcome: must be one of open, resolved, churned, got {outcome!r}")
@@ -250,27 +252,27 @@ def episodes(svc: Service, *, external_id: str | None = None, outcome: str | Non
             "troubles": json.loads(r[9]),
             "reasons_at_entry": json.loads(r[10]),
         }
-        for r in svc.conn.execute(sql, args)
+        for r in service.conn.execute(sql, args)
     ]
 
 
 def update(
-    svc: Service, *, as_of: date | str | None = None, rebuild: bool = False, config_path: str | Path | None = None
+    service: Service, *, as_of: date | str | None = None, rebuild: bool = False, config_path: str | Path | None = None
 ) -> UpdateReport:
     """Store the scores as of a date and bring the episodes up to it (what the nightly job runs)."""
-    config = risk_config(svc, config_path)
-    with transaction(svc.db) as conn:
-        return update_risk(conn, svc.settings.stages, parse_day(as_of), config, rebuild=rebuild)
+    config = risk_config(service, config_path)
+    with transaction(service.db) as conn:
+        return update_risk(conn, service.settings.stages, parse_day(as_of), config, rebuild=rebuild)
 
 
-def ensure_current(svc: Service) -> UpdateReport | None:
+def ensure_current(service: Service) -> UpdateReport | None:
     """Update the stored scores unless they are as of today and by the rules in force (matching reads them)."""
-    stored = dict(svc.conn.execute("SELECT key, value FROM meta WHERE key IN ('risk_checkpoint', 'risk_config')"))
-    config = risk_config(svc)
+    stored = dict(service.conn.execute("SELECT key, value FROM meta WHERE key IN ('risk_checkpoint', 'risk_config')"))
+    config = risk_config(service)
     current = stored.get("risk_checkpoint") == clock.today().isoformat()
     if current and stored.get("risk_config", "").split(" ", 1)[0] == config.digest:
         return None
-    return update(svc)
+    return update(service)
 
 
 @dataclass
@@ -282,46 +284,46 @@ class RiskMatches:
         return {**self.result.as_dict(), "risk": self.risk.as_dict()}
 
 
-def _stored_risk(svc: Service, external_id: str) -> AccountRisk:
-    row = svc.conn.execute(f"{_STORED} WHERE a.external_id = ?", (external_id,)).fetchone()
+def _stored_risk(service: Service, external_id: str) -> AccountRisk:
+    row = service.conn.execute(f"{_STORED} WHERE a.external_id = ?", (external_id,)).fetchone()
     if row is None:
         raise NotFound(f"unknown account: {external_id!r}")
     return _stored(row)
 
 
-def retention_matches(svc: Service, external_id: str, *, k: int | None = None) -> RiskMatches:
+def retention_matches(service: Service, external_id: str, *, k: int | None = None) -> RiskMatches:
     """The best peers for an at-risk account, with its risk; reasons name the troubles each peer overcame."""
-    ensure_current(svc)
-    result = svc.match_account(external_id, purpose="retention", k=k)
-    return RiskMatches(_stored_risk(svc, external_id), result)
+    ensure_current(service)
+    result = service.match_account(external_id, purpose="retention", k=k)
+    return RiskMatches(_stored_risk(service, external_id), result)
 
 
-def mentor_matches(svc: Service, external_id: str, *, k: int | None = None) -> RiskMatches:
+def mentor_matches(service: Service, external_id: str, *, k: int | None = None) -> RiskMatches:
     """Mentors for a new deployment: live on the same products, consenting to mentoring, not at risk."""
-    ensure_current(svc)
-    result = svc.match_account(external_id, purpose="mentor", k=k)
-    return RiskMatches(_stored_risk(svc, external_id), result)
+    ensure_current(service)
+    result = service.match_account(external_id, purpose="mentor", k=k)
+    return RiskMatches(_stored_risk(service, external_id), result)
 
 
 def _marks(values: list[Any]) -> str:
     return ",".join("?" * len(values))
 
 
-def renewal_dates(svc: Service, external_ids: list[str]) -> dict[str, str | None]:
+def renewal_dates(service: Service, external_ids: list[str]) -> dict[str, str | None]:
     if not external_ids:
         return {}
-    rows = svc.conn.execute(
+    rows = service.conn.execute(
         f"SELECT external_id, renewal_date FROM accounts WHERE external_id IN ({_marks(external_ids)})", external_ids
     )
     return {e: d or None for e, d in rows}
 
 
-def trends(svc: Service, external_ids: list[str], points: int = 30) -> dict[str, dict[str, Any]]:
+def trends(service: Service, external_ids: list[str], points: int = 30) -> dict[str, dict[str, Any]]:
     """{external_id: {"kind", "points": [[date, value], ...]}}: the latest ``points`` of health (else usage)."""
     if not external_ids:
         return {}
     found: dict[str, dict[str, list[list[Any]]]] = {}
-    rows = svc.conn.execute(
+    rows = service.conn.execute(
         "SELECT a.external_id, s.kind, s.observed_on, s.value FROM signals s JOIN accounts a ON a.id = s.account_id "
         f"WHERE a.external_id IN ({_marks(external_ids)}) AND s.kind IN ({_marks(list(TREND_KINDS))}) "
         "ORDER BY s.observed_on",
@@ -336,20 +338,22 @@ def trends(svc: Service, external_ids: list[str], points: int = 30) -> dict[str,
     return out
 
 
-def at_risk_page(svc: Service, *, level: str | None, limit: int, offset: int) -> tuple[list[dict[str, Any]], int, str]:
+def at_risk_page(
+    service: Service, *, level: str | None, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int, str]:
     """(items, total, level): accounts at ``level`` or above, riskiest first, each with renewal date and top peers.
 
     Only the accounts of the page asked for are matched (``PEERS`` each), so a page costs
     ``limit`` matches whatever the number at risk. Raises ``InvalidInput`` naming ``level``
     for an unknown level. Reads the stored scores: call ``ensure_current`` first.
     """
-    listing = risk_list(svc, level=level, limit=offset + limit)
+    listing = risk_list(service, level=level, limit=offset + limit)
     total = sum(listing.counts.get(name, 0) for name in LEVELS[LEVELS.index(listing.level) :])
     shown = listing.accounts[offset : offset + limit]
-    renewals = renewal_dates(svc, [a.external_id for a in shown])
+    renewals = renewal_dates(service, [a.external_id for a in shown])
     items = []
     for account in shown:
-        result = svc.match_account(account.external_id, purpose="retention", k=PEERS)
+        result = service.match_account(account.external_id, purpose="retention", k=PEERS)
         items.append(
             {
                 **account.as_dict(),
@@ -361,16 +365,16 @@ def at_risk_page(svc: Service, *, level: str | None, limit: int, offset: int) ->
 
 
 def onboarding_page(
-    svc: Service, *, limit: int, offset: int, stage: str = "onboarding"
+    service: Service, *, limit: int, offset: int, stage: str = "onboarding"
 ) -> tuple[list[dict[str, Any]], int]:
     """(items, total): accounts in ``stage`` (new deployments), longest there first, each with its top mentors.
 
     A stage the configuration does not have holds no accounts.
     """
-    if stage not in svc.settings.stages:
+    if stage not in service.settings.stages:
         return [], 0
-    (total,) = svc.conn.execute("SELECT count(*) FROM accounts WHERE stage = ?", (stage,)).fetchone()
-    rows = svc.conn.execute(
+    (total,) = service.conn.execute("SELECT count(*) FROM accounts WHERE stage = ?", (stage,)).fetchone()
+    rows = service.conn.execute(
         "SELECT external_id, name, stage_since, renewal_date FROM accounts WHERE stage = ? "
         "ORDER BY stage_since, external_id LIMIT ? OFFSET ?",
         (stage, limit, offset),
@@ -381,23 +385,23 @@ def onboarding_page(
             "name": n,
             "stage_since": since,
             "renewal_date": renewal or None,
-            "matches": [m.as_dict() for m in svc.match_account(e, purpose="mentor", k=PEERS).matches],
+            "matches": [m.as_dict() for m in service.match_account(e, purpose="mentor", k=PEERS).matches],
         }
         for e, n, since, renewal in rows
     ]
     return items, total
 
 
-def risk_of(svc: Service, external_id: str) -> dict[str, Any] | None:
+def risk_of(service: Service, external_id: str) -> dict[str, Any] | None:
     """The account's stored risk when it is at risk (for the account page), else None."""
-    for account in risk_list(svc).accounts:
+    for account in risk_list(service).accounts:
         if account.external_id == external_id:
             return account.as_dict()
     return None
 
 
 def fit(
-    svc: Service,
+    service: Service,
     *,
     as_of: date | str | None = None,
     horizon_days: int = 90,
@@ -407,14 +411,20 @@ def fit(
     save: bool = True,
 ) -> FitReport:
     """Fit a logistic regression on the churn history and compare it with the rules on held-out accounts."""
-    accounts = load_accounts(svc.conn, svc.settings.stages)
-    signals = load_signals(svc.conn, accounts)
+    accounts = load_accounts(service.conn, service.settings.stages)
+    signals = load_signals(service.conn, accounts)
     day = parse_day(as_of)
     report = fit_history(
-        accounts, signals, risk_config(svc, config_path), day, horizon=horizon_days, test_share=test_share, seed=seed
+        accounts,
+        signals,
+        risk_config(service, config_path),
+        day,
+        horizon=horizon_days,
+        test_share=test_share,
+        seed=seed,
     )
     if save:
-        with transaction(svc.db) as conn:
+        with transaction(service.db) as conn:
             conn.execute(
                 "INSERT INTO risk_models (created_at, as_of, horizon_days, report) VALUES (?, ?, ?, ?)",
                 (now_iso(), report.as_of, horizon_days, json.dumps(report.as_dict())),
@@ -422,15 +432,15 @@ def fit(
     return report
 
 
-def latest_fit(svc: Service) -> dict[str, Any] | None:
+def latest_fit(service: Service) -> dict[str, Any] | None:
     """The last saved ``fit`` report, or None."""
-    row = svc.conn.execute("SELECT report FROM risk_models ORDER BY id DESC LIMIT 1").fetchone()
+    row = service.conn.execute("SELECT report FROM risk_models ORDER BY id DESC LIMIT 1").fetchone()
     return json.loads(row[0]) if row else None
 
 
-def import_churn(svc: Service, path: str | Path, *, dry_run: bool = False) -> ImportReport:
+def import_churn(service: Service, path: str | Path, *, dry_run: bool = False) -> ImportReport:
     """Import churn events (account_external_id, churned_on, reason); episodes are replayed to end in them."""
-    known = {r[0] for r in svc.conn.execute("SELECT external_id FROM accounts")}
+    known = {r[0] for r in service.conn.execute("SELECT external_id FROM accounts")}
     result = importing.parse_file(path, "churn", known_accounts=known)
     records, errors, rows_read = result.records, result.errors, result.rows_read
     if errors:
@@ -441,12 +451,12 @@ def import_churn(svc: Service, path: str | Path, *, dry_run: bool = False) -> Im
             details=[e.__dict__ for e in errors],
         )
     report = ImportReport("churn", str(path), rows_read, dry_run=dry_run)
-    config = risk_config(svc)
+    config = risk_config(service)
     try:
-        with transaction(svc.db) as conn:
+        with transaction(service.db) as conn:
             counts = upsert_churn(conn, records)
             earliest = min((r["churned_on"] for r in records), default=None)
-            update_risk(conn, svc.settings.stages, clock.today(), config, changed_from=earliest)
+            update_risk(conn, service.settings.stages, clock.today(), config, changed_from=earliest)
             if dry_run:
                 raise _DryRun
     except _DryRun:

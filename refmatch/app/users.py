@@ -4,7 +4,7 @@ Passwords are hashed with scrypt (``refmatch.app.passwords``) and never logged o
 error message. Bearer tokens are random, shown once at creation, and stored only as
 their sha256, so a copy of the database does not hand out working tokens.
 
-Every function takes the ``sqlite_utils.Database`` (``service.db``) first; writes run
+Every function takes the ``Service`` first (as all of ``refmatch.app`` does); writes run
 in one ``refmatch.store.transaction``, except bookkeeping that matching never reads (a
 token's last use, failed sign-ins), which is written without bumping data_version.
 
@@ -25,16 +25,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
-
 from refmatch.app import passwords
 from refmatch.domain import clock
 from refmatch.domain.errors import Conflict, InvalidInput, NotFound
 from refmatch.domain.vocabulary import MANAGER_ROLES, ROLES
-from refmatch.store import connection, inserted_id, transaction
+from refmatch.store import inserted_id, transaction
 from refmatch.store.repo import now_iso
 
 if TYPE_CHECKING:
+    from refmatch.app.service import Service
     from refmatch.config import Settings
 
 MIN_PASSWORD = 8
@@ -88,9 +87,7 @@ def _hash(password: str) -> str:
     return passwords.hash_password(password, PASSWORD_METHOD)
 
 
-def add_user(
-    db: sqlite_utils.Database, username: str, password: str, role: str, display_name: str | None = None
-) -> User:
+def add_user(service: Service, username: str, password: str, role: str, display_name: str | None = None) -> User:
     """Create a user. InvalidInput for a bad username, role or short password; Conflict if taken."""
     username = (username or "").strip()
     problems = []
@@ -106,7 +103,7 @@ def add_user(
     display_name = display_name.strip() if display_name and display_name.strip() else None
     stamp = now_iso()
     password_hash = _hash(password)
-    with transaction(db) as conn:
+    with transaction(service.db) as conn:
         if conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone():
             raise Conflict(
                 f"username {username!r} is taken",
@@ -124,13 +121,11 @@ def add_user(
 _DUMMY_HASH: dict[str, str] = {}
 
 
-def authenticate(db: sqlite_utils.Database, username: str, password: str) -> User | None:
+def authenticate(service: Service, username: str, password: str) -> User | None:
     """The user if the password is right, else None. Unknown users cost a hash check too."""
-    row = (
-        connection(db)
-        .execute(f"SELECT {_COLUMNS}, password_hash FROM users WHERE username = ?", ((username or "").strip(),))
-        .fetchone()
-    )
+    row = service.conn.execute(
+        f"SELECT {_COLUMNS}, password_hash FROM users WHERE username = ?", ((username or "").strip(),)
+    ).fetchone()
     if row is None:
         # spend the same time as a wrong password, so response times do not reveal usernames
         dummy = _DUMMY_HASH.setdefault(PASSWORD_METHOD, _hash(secrets.token_urlsafe(12)))
@@ -141,30 +136,30 @@ def authenticate(db: sqlite_utils.Database, username: str, password: str) -> Use
     return User(*row[:4])
 
 
-def get_user(db: sqlite_utils.Database, user_id: int) -> User | None:
-    return _user(connection(db).execute(f"SELECT {_COLUMNS} FROM users WHERE id = ?", (user_id,)).fetchone())
+def get_user(service: Service, user_id: int) -> User | None:
+    return _user(service.conn.execute(f"SELECT {_COLUMNS} FROM users WHERE id = ?", (user_id,)).fetchone())
 
 
-def get_user_by_name(db: sqlite_utils.Database, username: str) -> User | None:
-    return _user(connection(db).execute(f"SELECT {_COLUMNS} FROM users WHERE username = ?", (username,)).fetchone())
+def get_user_by_name(service: Service, username: str) -> User | None:
+    return _user(service.conn.execute(f"SELECT {_COLUMNS} FROM users WHERE username = ?", (username,)).fetchone())
 
 
-def list_users(db: sqlite_utils.Database) -> list[User]:
-    return [User(*r) for r in connection(db).execute(f"SELECT {_COLUMNS} FROM users ORDER BY username")]
+def list_users(service: Service) -> list[User]:
+    return [User(*r) for r in service.conn.execute(f"SELECT {_COLUMNS} FROM users ORDER BY username")]
 
 
-def _require(db: sqlite_utils.Database, username: str) -> User:
-    user = get_user_by_name(db, username)
+def _require(service: Service, username: str) -> User:
+    user = get_user_by_name(service, username)
     if user is None:
         raise NotFound(f"unknown user: {username!r}")
     return user
 
 
-def set_password(db: sqlite_utils.Database, username: str, password: str) -> None:
-    user = _require(db, username)
+def set_password(service: Service, username: str, password: str) -> None:
+    user = _require(service, username)
     _check_password(password)
     password_hash = _hash(password)
-    with transaction(db) as conn:
+    with transaction(service.db) as conn:
         conn.execute(
             "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?", (password_hash, now_iso(), user.id)
         )
@@ -174,16 +169,16 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(db: sqlite_utils.Database, username: str, name: str) -> tuple[str, int]:
+def create_token(service: Service, username: str, name: str) -> tuple[str, int]:
     """(the plaintext token, its id). The plaintext exists only in this return value."""
     name = (name or "").strip()
     if not name:
         raise InvalidInput(
             "name: give the token a name (what uses it)", details=[{"field": "name", "message": "must not be empty"}]
         )
-    user = _require(db, username)
+    user = _require(service, username)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    with transaction(db) as conn:
+    with transaction(service.db) as conn:
         cur = conn.execute(
             "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?)",
             (user.id, name, _token_hash(token), now_iso()),
@@ -192,7 +187,7 @@ def create_token(db: sqlite_utils.Database, username: str, name: str) -> tuple[s
     return token, token_id
 
 
-def user_for_token(db: sqlite_utils.Database, token: str) -> User | None:
+def user_for_token(service: Service, token: str) -> User | None:
     """The user a live (not revoked) bearer token belongs to, else None.
 
     last_used_at is refreshed at most once a minute, in its own statement and without
@@ -200,7 +195,7 @@ def user_for_token(db: sqlite_utils.Database, token: str) -> User | None:
     """
     if not token:
         return None
-    conn = connection(db)
+    conn = service.conn
     row = conn.execute(
         "SELECT t.id, t.last_used_at, u.id, u.username, u.role, u.display_name "
         "FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? AND t.revoked_at IS NULL",
@@ -217,15 +212,15 @@ def user_for_token(db: sqlite_utils.Database, token: str) -> User | None:
     return User(*row[2:])
 
 
-def revoke_token(db: sqlite_utils.Database, token_id: int) -> None:
+def revoke_token(service: Service, token_id: int) -> None:
     """Revoke a token for good (revoking a revoked token changes nothing). NotFound if unknown."""
-    with transaction(db) as conn:
+    with transaction(service.db) as conn:
         if conn.execute("SELECT 1 FROM api_tokens WHERE id = ?", (token_id,)).fetchone() is None:
             raise NotFound(f"unknown token id: {token_id}")
         conn.execute("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now_iso(), token_id))
 
 
-def list_tokens(db: sqlite_utils.Database, username: str | None = None) -> list[dict[str, Any]]:
+def list_tokens(service: Service, username: str | None = None) -> list[dict[str, Any]]:
     """Tokens (never their hashes): id, username, name, created_at, last_used_at, revoked_at."""
     sql = (
         "SELECT t.id, u.username, t.name, t.created_at, t.last_used_at, t.revoked_at "
@@ -234,9 +229,9 @@ def list_tokens(db: sqlite_utils.Database, username: str | None = None) -> list[
     params: tuple = ()
     if username is not None:
         sql += " WHERE u.id = ?"
-        params = (_require(db, username).id,)
+        params = (_require(service, username).id,)
     keys = ("id", "username", "name", "created_at", "last_used_at", "revoked_at")
-    return [dict(zip(keys, r)) for r in connection(db).execute(sql + " ORDER BY t.id", params)]
+    return [dict(zip(keys, r)) for r in service.conn.execute(sql + " ORDER BY t.id", params)]
 
 
 # -- sign-in throttling ------------------------------------------------------------------
@@ -264,19 +259,17 @@ def _throttle_keys(username: str, address: str | None, settings: Settings) -> li
     return keys
 
 
-def login_wait(
-    db: sqlite_utils.Database, username: str, address: str | None, settings: Settings, now: datetime | None = None
-) -> int:
+def login_wait(service: Service, username: str, address: str | None, now: datetime | None = None) -> int:
     """Seconds a sign-in as ``username`` from ``address`` must still wait; 0 when it may be tried now.
 
     A key with ``limit`` failures after ``now - window`` is blocked until the ``limit``-th
     most recent of them (the oldest, when there are just ``limit``) is ``window`` old.
     """
     now = now or utcnow()
-    window = timedelta(minutes=settings.login_window_minutes)
-    conn = connection(db)
+    window = timedelta(minutes=service.settings.login_window_minutes)
+    conn = service.conn
     wait = 0.0
-    for key, limit in _throttle_keys(username, address, settings):
+    for key, limit in _throttle_keys(username, address, service.settings):
         row = conn.execute(
             "SELECT at FROM login_failures WHERE key = ? AND at > ? ORDER BY at DESC LIMIT 1 OFFSET ?",
             (key, _stamp(now - window), limit - 1),
@@ -286,24 +279,22 @@ def login_wait(
     return max(0, math.ceil(wait))
 
 
-def record_login_failure(
-    db: sqlite_utils.Database, username: str, address: str | None, settings: Settings, now: datetime | None = None
-) -> None:
+def record_login_failure(service: Service, username: str, address: str | None, now: datetime | None = None) -> None:
     """Count a failed sign-in against the username and the address; forget failures older than the window.
 
     Bookkeeping, not data that matching reads: one transaction that does not bump data_version.
     """
     now = now or utcnow()
-    cutoff = _stamp(now - timedelta(minutes=settings.login_window_minutes))
-    with transaction(db, bump=False) as conn:
+    cutoff = _stamp(now - timedelta(minutes=service.settings.login_window_minutes))
+    with transaction(service.db, bump=False) as conn:
         conn.execute("DELETE FROM login_failures WHERE at <= ?", (cutoff,))
         conn.executemany(
             "INSERT INTO login_failures (key, at) VALUES (?, ?)",
-            [(key, _stamp(now)) for key, _ in _throttle_keys(username, address, settings)],
+            [(key, _stamp(now)) for key, _ in _throttle_keys(username, address, service.settings)],
         )
 
 
-def clear_login_failures(db: sqlite_utils.Database, username: str) -> int:
+def clear_login_failures(service: Service, username: str) -> int:
     """Forget the username's failed sign-ins (after a successful one, or to unlock it); how many there were.
 
     The address's failures stay: one good password must not reset what an address has tried.
@@ -313,16 +304,16 @@ def clear_login_failures(db: sqlite_utils.Database, username: str) -> int:
         raise InvalidInput(
             "username: must not be empty", details=[{"field": "username", "message": "must not be empty"}]
         )
-    cur = connection(db).execute("DELETE FROM login_failures WHERE key = ?", (_user_key(username),))
+    cur = service.conn.execute("DELETE FROM login_failures WHERE key = ?", (_user_key(username),))
     return cur.rowcount
 
 
-def ensure_demo_users(db: sqlite_utils.Database) -> dict[str, str]:
+def ensure_demo_users(service: Service) -> dict[str, str]:
     """Create the demo users that do not exist yet; {username: password} of those created now."""
     created: dict[str, str] = {}
     for username, role in DEMO_USERS.items():
-        if get_user_by_name(db, username) is None:
+        if get_user_by_name(service, username) is None:
             password = secrets.token_urlsafe(9)
-            add_user(db, username, password, role, display_name=f"Demo {role.replace('_', ' ')}")
+            add_user(service, username, password, role, display_name=f"Demo {role.replace('_', ' ')}")
             created[username] = password
     return created

@@ -250,7 +250,7 @@ def demo(service: Service, fresh: bool, quiet: bool) -> None:
     service.load_demo(progress=factory, echo=click.echo)
     from refmatch.app.users import DEMO_USERS, ensure_demo_users
 
-    if created := ensure_demo_users(service.db):
+    if created := ensure_demo_users(service):
         shown = ", ".join(f"{DEMO_USERS[name]}: {name} / {password}" for name, password in created.items())
         click.echo(f"demo users (role: username / password): {shown}")
     click.echo("demo ready. Try: refmatch match --help, or refmatch match <EXTERNAL_ID> from the accounts")

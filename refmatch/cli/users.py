@@ -41,7 +41,7 @@ def user_add(service: Service, username: str, role: str, display_name: str | Non
     """Create USERNAME with a ROLE (sales, cs, reference_manager, admin) and a password (8+ characters)."""
     from refmatch.app import users
 
-    created = users.add_user(service.db, username, _password(password_stdin), role, display_name)
+    created = users.add_user(service, username, _password(password_stdin), role, display_name)
     click.echo(f"user {created.username} created ({created.role})")
 
 
@@ -53,7 +53,7 @@ def user_set_password(service: Service, username: str, password_stdin: bool) -> 
     """Set a new password for USERNAME."""
     from refmatch.app import users
 
-    users.set_password(service.db, username, _password(password_stdin))
+    users.set_password(service, username, _password(password_stdin))
     click.echo(f"password of {username} changed")
 
 
@@ -65,11 +65,11 @@ def user_unlock(service: Service, username: str) -> None:
     from refmatch.app import users
 
     username = username.strip()
-    cleared = users.clear_login_failures(service.db, username)
+    cleared = users.clear_login_failures(service, username)
     if cleared:
         plural = "" if cleared == 1 else "s"
         click.echo(f"{username} unlocked: cleared {cleared} failed sign-in{plural}")
-    elif users.get_user_by_name(service.db, username) is None:
+    elif users.get_user_by_name(service, username) is None:
         raise NotFound(f"unknown user: {username!r} (and no failed sign-ins recorded for it)")
     else:
         click.echo(f"{username} has no failed sign-ins: nothing to unlock")
@@ -82,7 +82,7 @@ def user_list(service: Service, fmt: str) -> None:
     """List the users and their roles."""
     from refmatch.app import users
 
-    found = users.list_users(service.db)
+    found = users.list_users(service)
     if fmt == "json":
         click.echo(json.dumps([u.as_dict() for u in found], indent=2, ensure_ascii=False))
         return
@@ -105,7 +105,7 @@ def token_create(service: Service, username: str, name: str) -> None:
     """Create an API token for USERNAME and print it: it is shown this once and never again."""
     from refmatch.app import users
 
-    plaintext, token_id = users.create_token(service.db, username, name)
+    plaintext, token_id = users.create_token(service, username, name)
     click.echo(plaintext)
     click.echo(f"token {token_id} ({name}) created for {username}: store it now, it is not shown again", err=True)
 
@@ -117,7 +117,7 @@ def token_list(service: Service, username: str | None) -> None:
     """List API tokens (never their values), of USERNAME or of everyone."""
     from refmatch.app import users
 
-    found = users.list_tokens(service.db, username)
+    found = users.list_tokens(service, username)
     if not found:
         click.echo("no tokens")
     for t in found:
@@ -132,5 +132,5 @@ def token_revoke(service: Service, token_id: int) -> None:
     """Revoke the API token with this ID (see 'refmatch token list'); it stops working at once."""
     from refmatch.app import users
 
-    users.revoke_token(service.db, token_id)
+    users.revoke_token(service, token_id)
     click.echo(f"token {token_id} revoked")

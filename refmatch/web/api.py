@@ -144,7 +144,7 @@ def list_accounts() -> Response:
     """Accounts: full-text search (q: name, id, industry, products, profile and needs), filters, pagination"""
     query: schemas.AccountsQuery = _ctx("query")
     args = query.model_dump(exclude={"limit", "offset"})
-    items, total = queries.list_accounts(service().db, **args, limit=query.limit, offset=query.offset)
+    items, total = queries.list_accounts(service(), **args, limit=query.limit, offset=query.offset)
     return jsonify(page(items, total, query.limit, query.offset))
 
 
@@ -166,7 +166,7 @@ def create_account() -> Response:
 def get_account(external_id: str) -> Response:
     """An account with its needs and advocate profile"""
     svc = service()
-    return jsonify(queries.get_account(svc.db, svc.settings, external_id, include_contact=_contacts()))
+    return jsonify(queries.get_account(svc, external_id, include_contact=_contacts()))
 
 
 @bp.patch("/accounts/<external_id>")
@@ -234,7 +234,7 @@ def account_risk(external_id: str) -> Response:
 def list_needs() -> Response:
     """Needs: by account, status, text search"""
     query: schemas.NeedsQuery = _ctx("query")
-    items, total = queries.list_needs(service().db, **query.model_dump())
+    items, total = queries.list_needs(service(), **query.model_dump())
     return jsonify(page(items, total, query.limit, query.offset))
 
 
@@ -245,8 +245,7 @@ def list_advocates() -> Response:
     query: schemas.AdvocatesQuery = _ctx("query")
     svc = service()
     items, total = queries.list_advocates(
-        svc.db,
-        svc.settings,
+        svc,
         q=query.q,
         consent=query.consent,
         reference_type=query.reference_type,
@@ -265,9 +264,9 @@ def advocate_load() -> Response:
     query: schemas.LoadQuery = _ctx("query")
     svc = service()
     items, total = workflow.advocate_load(
-        svc.db, svc.settings, limit=query.limit, offset=query.offset, near_capacity_only=query.near_capacity
+        svc, limit=query.limit, offset=query.offset, near_capacity_only=query.near_capacity
     )
-    contacts = queries.advocate_contacts(svc.db, [i["external_id"] for i in items]) if _contacts() else {}
+    contacts = queries.advocate_contacts(svc, [i["external_id"] for i in items]) if _contacts() else {}
     for item in items:
         item["contact"] = contacts.get(item["external_id"])
     return jsonify(page(items, total, query.limit, query.offset))
@@ -289,7 +288,7 @@ def match_text() -> Response:
 
 def _request_body(view: workflow.RequestView) -> dict[str, Any]:
     svc = service()
-    return {**view.as_dict(), "events": [e.as_dict() for e in workflow.events(svc.db, view.id)]}
+    return {**view.as_dict(), "events": [e.as_dict() for e in workflow.events(svc, view.id)]}
 
 
 @bp.post("/requests")
@@ -302,7 +301,7 @@ def create_request() -> Response:
     """Ask an advocate for a reference (409 without consent or capacity)"""
     args = _given(_ctx("json"))
     with state().writing() as svc:
-        view = workflow.create_request(svc.db, _user(), settings=svc.settings, **args)
+        view = workflow.create_request(svc, _user(), **args)
     return created(_request_body(view), url_for("api.get_request", request_id=view.id))
 
 
@@ -314,7 +313,7 @@ def list_requests() -> Response:
     """Reference requests, newest first"""
     query: schemas.RequestsQuery = _ctx("query")
     views, total = workflow.list_requests(
-        service().db,
+        service(),
         _user(),
         status=query.status,
         advocate_external_id=query.advocate,
@@ -331,7 +330,7 @@ def list_requests() -> Response:
 )
 def get_request(request_id: int) -> Response:
     """A reference request with its audit trail"""
-    return jsonify(_request_body(workflow.get_request(service().db, _user(), request_id)))
+    return jsonify(_request_body(workflow.get_request(service(), _user(), request_id)))
 
 
 @bp.post("/requests/<int:request_id>/transition")
@@ -346,5 +345,5 @@ def transition(request_id: int) -> Response:
     args = _given(_ctx("json"))
     to_status = args.pop("to_status")
     with state().writing() as svc:
-        view = workflow.transition(svc.db, _user(), request_id, to_status, settings=svc.settings, **args)
+        view = workflow.transition(svc, _user(), request_id, to_status, **args)
     return jsonify(_request_body(view))

@@ -79,14 +79,14 @@ def _identify() -> None:
         return
     token = _bearer() if request.path.startswith("/api/") else None
     if token is not None:
-        user = users.user_for_token(state.service.db, token)
+        user = users.user_for_token(state.service, token)
         if user is None:
             raise Unauthorized("invalid or revoked API token")
         g.user, g.auth = user, "token"
         return
     user_id = session.get("user_id")
     if user_id is not None:
-        user = users.get_user(state.service.db, user_id)
+        user = users.get_user(state.service, user_id)
         if user is None:
             session.clear()  # the account was removed: sign the browser out
         else:

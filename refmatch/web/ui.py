@@ -120,8 +120,8 @@ def login() -> Page:
         errors["password"] = "Enter your password."
     if errors:
         return render_template("login.html", errors=errors, username=username, next=next_url or ""), 400
-    db, settings, address = service().db, service().settings, request.remote_addr
-    wait = users.login_wait(db, username, address, settings)
+    svc, address = service(), request.remote_addr
+    wait = users.login_wait(svc, username, address)
     if wait:  # the password is not even checked
         minutes = math.ceil(wait / 60)
         errors[""] = (
@@ -130,12 +130,12 @@ def login() -> Page:
         )
         html = render_template("login.html", errors=errors, username=username, next=next_url or "")
         return Response(html, status=429, headers={"Retry-After": str(wait)}, mimetype="text/html")
-    user = users.authenticate(db, username, password)
+    user = users.authenticate(svc, username, password)
     if user is None:
-        users.record_login_failure(db, username, address, settings)
+        users.record_login_failure(svc, username, address)
         errors[""] = "Wrong username or password."
         return render_template("login.html", errors=errors, username=username, next=next_url or ""), 400
-    users.clear_login_failures(db, username)
+    users.clear_login_failures(svc, username)
     sign_in(user)
     return redirect(next_url or url_for("ui.dashboard"))
 
@@ -153,13 +153,13 @@ def logout() -> Response:
 @bp.get("/")
 def dashboard() -> Page:
     svc = service()
-    counts = queries.request_counts(svc.db)
-    near, near_total = workflow.advocate_load(svc.db, svc.settings, near_capacity_only=True, limit=10)
+    counts = queries.request_counts(svc)
+    near, near_total = workflow.advocate_load(svc, near_capacity_only=True, limit=10)
     coverage = [queries.coverage(svc, p) for p in queries.COVERAGE_PURPOSES]
     names = {}
     shown = [e for c in coverage for e in c.uncovered[:10]]
     if shown:
-        items, _ = queries.list_accounts(svc.db, external_ids=shown, limit=queries.MAX_LIMIT)
+        items, _ = queries.list_accounts(svc, external_ids=shown, limit=queries.MAX_LIMIT)
         names = {i["external_id"]: i["name"] for i in items}
     return render_template(
         "dashboard.html", counts=counts, near=near, near_total=near_total, coverage=coverage, names=names
@@ -179,7 +179,7 @@ def accounts() -> Page:
     if uncovered in queries.COVERAGE_PURPOSES:
         external_ids = queries.coverage(svc, uncovered).uncovered
     items, total = queries.list_accounts(
-        svc.db, **{k: v or None for k, v in filters.items()}, external_ids=external_ids, limit=PER_PAGE,
+        svc, **{k: v or None for k, v in filters.items()}, external_ids=external_ids, limit=PER_PAGE,
         offset=_offset(page),
     )  # fmt: skip
     return render_template(
@@ -187,7 +187,7 @@ def accounts() -> Page:
         items=items,
         filters=filters,
         uncovered=uncovered if external_ids is not None else "",
-        facets=queries.facets(svc.db, svc.settings),
+        facets=queries.facets(svc),
         pager=pager(total, page),
     )
 
@@ -203,7 +203,7 @@ def _account_page(
     svc = service()
     user = _user()
     contacts = workflow.can_see_contact(user, None)
-    account = queries.get_account(svc.db, svc.settings, external_id, include_contact=contacts)
+    account = queries.get_account(svc, external_id, include_contact=contacts)
     purpose = purpose if purpose in PURPOSES else _default_purpose(account["stage"])
     result, match_error = None, None
     try:
@@ -215,7 +215,7 @@ def _account_page(
     recent: list[Any] = []
     recent_total = 0
     if account["advocate"]:
-        recent, recent_total = workflow.list_requests(svc.db, user, advocate_external_id=external_id, limit=5)
+        recent, recent_total = workflow.list_requests(svc, user, advocate_external_id=external_id, limit=5)
     page = render_template(
         "account.html",
         account=account,
@@ -244,7 +244,7 @@ def _request_form() -> dict[str, Any]:
 def _create_request(form: dict[str, Any]) -> workflow.RequestView:
     with state().writing() as svc:
         return workflow.create_request(
-            svc.db,
+            svc,
             _user(),
             advocate_external_id=form["advocate_external_id"],
             seeker_external_id=form["seeker_external_id"] or None,
@@ -252,7 +252,6 @@ def _create_request(form: dict[str, Any]) -> workflow.RequestView:
             reference_type=form["reference_type"] or None,
             note=form["note"] or None,
             override_reason=form["override_reason"] or None,
-            settings=svc.settings,
         )
 
 
@@ -379,25 +378,25 @@ def requests_queue() -> Page:
     status = status if status in workflow.STATES else ""
     mine = request.args.get("mine") == "1"
     views, total = workflow.list_requests(
-        svc.db, user, status=status or None, mine=mine, limit=PER_PAGE, offset=_offset(page)
+        svc, user, status=status or None, mine=mine, limit=PER_PAGE, offset=_offset(page)
     )
     return render_template(
         "requests.html",
         views=views,
         status=status,
         mine=mine,
-        counts=queries.request_counts(svc.db),
+        counts=queries.request_counts(svc),
         pager=pager(total, page),
     )
 
 
 def _request_page(request_id: int, *, errors: dict[str, dict[str, str]] | None = None, status: int = 200) -> Page:
     svc = service()
-    view = workflow.get_request(svc.db, _user(), request_id)
+    view = workflow.get_request(svc, _user(), request_id)
     return render_template(
         "request.html",
         view=view,
-        events=workflow.events(svc.db, request_id),
+        events=workflow.events(svc, request_id),
         errors=errors or {},
         values=request.form if request.method == "POST" else {},
         deal_outcomes=workflow.DEAL_OUTCOMES,
@@ -416,7 +415,7 @@ def request_transition(request_id: int) -> Page:
         "note", "scheduled_for", "rating", "deal_outcome", "influenced_arr", "override_reason")}  # fmt: skip
     try:
         with state().writing() as svc:
-            view = workflow.transition(svc.db, _user(), request_id, to_status, settings=svc.settings, **values)
+            view = workflow.transition(svc, _user(), request_id, to_status, **values)
     except Forbidden as exc:
         return _request_page(request_id, errors={to_status: {"": exc.message}}, status=403)
     except RefmatchError as exc:
@@ -440,8 +439,7 @@ def advocates() -> Page:
     consent = {"yes": True, "no": False}.get(request.args.get("consent", ""))
     near = request.args.get("near") == "1"
     items, total = queries.list_advocates(
-        svc.db,
-        svc.settings,
+        svc,
         q=q or None,
         consent=consent,
         reference_type=ref_type or None,

@@ -6,7 +6,7 @@ scheduled and completed requests use one of the advocate's quarterly slots
 (``refmatch.store.usage``), so matching sees them after the commit (the transaction
 bumps data_version, which refreshes the Service's catalog).
 
-Every function takes the ``sqlite_utils.Database`` (``service.db``) first.
+Every function takes the ``Service`` first, as all of ``refmatch.app`` does.
 """
 
 from __future__ import annotations
@@ -17,12 +17,10 @@ import sqlite3
 from datetime import UTC, date, datetime
 from typing import Any
 
-import sqlite_utils
-
 from refmatch.app.requests.states import STATES, TRANSITIONS, bad, may_apply, raise_if
 from refmatch.app.requests.views import RequestView, get_request
+from refmatch.app.service import Service
 from refmatch.app.users import User
-from refmatch.config import Settings, load_settings
 from refmatch.domain import clock
 from refmatch.domain.errors import Conflict, Forbidden, NotFound
 from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, PURPOSES
@@ -171,7 +169,7 @@ def _event(
 
 
 def create_request(
-    db: sqlite_utils.Database,
+    service: Service,
     user: User,
     *,
     advocate_external_id: str,
@@ -180,7 +178,6 @@ def create_request(
     reference_type: str | None = None,
     note: str | None = None,
     override_reason: str | None = None,
-    settings: Settings,
     now: datetime | None = None,
 ) -> RequestView:
     """Ask an advocate for a reference. Conflict when it does not consent or is at capacity,
@@ -199,13 +196,13 @@ def create_request(
     note, reason = _clean(note), _clean(override_reason)
     moment = _utc(now)
     stamp = moment.isoformat()
-    with transaction(db) as conn:
+    with transaction(service.db) as conn:
         advocate_id = _account_id(conn, advocate_external_id, "advocate")
         seeker_id = _account_id(conn, seeker_external_id, "seeker") if seeker_external_id else None
         if seeker_id == advocate_id:
             raise_if([bad("advocate_external_id", "must not be the seeker")])
         refusals = _refusals(
-            conn, advocate_id, advocate_external_id, reference_type, settings.default_capacity, moment.date()
+            conn, advocate_id, advocate_external_id, reference_type, service.settings.default_capacity, moment.date()
         )
         event_note = note
         if refusals:
@@ -231,11 +228,11 @@ def create_request(
         )
         request_id = inserted_id(cur)
         _event(conn, request_id, stamp, user.username, None, "requested", event_note)
-    return get_request(db, user, request_id)
+    return get_request(service, user, request_id)
 
 
 def transition(
-    db: sqlite_utils.Database,
+    service: Service,
     user: User,
     request_id: int,
     to_status: str,
@@ -246,7 +243,6 @@ def transition(
     deal_outcome: str | None = None,
     influenced_arr: float | str | None = None,
     override_reason: str | None = None,
-    settings: Settings | None = None,
     now: datetime | None = None,
 ) -> RequestView:
     """Move a request to ``to_status``: Conflict if the workflow does not allow it from where it is,
@@ -270,7 +266,7 @@ def transition(
     note, reason = _clean(note), _clean(override_reason)
     moment = _utc(now)
     stamp = moment.isoformat()
-    with transaction(db) as conn:
+    with transaction(service.db) as conn:
         row = conn.execute(
             "SELECT r.status, r.requested_by_user_id, r.advocate_account_id, r.reference_type, r.override_reason, "
             "a.external_id FROM reference_requests r JOIN accounts a ON a.id = r.advocate_account_id WHERE r.id = ?",
@@ -294,7 +290,7 @@ def transition(
         if to_status == "approved":
             sets["approved_at"] = stamp
             if previous_override is None:
-                default_capacity = (settings or load_settings()).default_capacity
+                default_capacity = service.settings.default_capacity
                 refusals = _refusals(
                     conn, advocate_id, advocate_external_id, reference_type or "call", default_capacity, moment.date()
                 )
@@ -313,4 +309,4 @@ def transition(
             (*sets.values(), request_id),
         )
         _event(conn, request_id, stamp, user.username, current, to_status, event_note)
-    return get_request(db, user, request_id)
+    return get_request(service, user, request_id)

@@ -1,6 +1,6 @@
 """Read models of the request workflow: one request as a viewer sees it, lists, the audit trail, advocate load.
 
-Every function takes the ``sqlite_utils.Database`` (``service.db``) first.
+Every function takes the ``Service`` first, as all of ``refmatch.app`` does.
 """
 
 from __future__ import annotations
@@ -10,14 +10,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-import sqlite_utils
-
 from refmatch.app.requests.states import STATES, TRANSITIONS, bad, can_see_contact, may_apply, raise_if
+from refmatch.app.service import Service
 from refmatch.app.users import User
-from refmatch.config import Settings
 from refmatch.domain import clock
 from refmatch.domain.errors import NotFound
-from refmatch.store import connection
 from refmatch.store.usage import NEAR_CAPACITY, slot_use_cte
 
 MAX_PAGE = 500
@@ -104,9 +101,9 @@ def _view(row: tuple, user: User) -> RequestView:
     return view
 
 
-def get_request(db: sqlite_utils.Database, user: User, request_id: int) -> RequestView:
+def get_request(service: Service, user: User, request_id: int) -> RequestView:
     """Any signed-in user may read a request; the contact only as ``can_see_contact`` says."""
-    row = connection(db).execute(_VIEW_SQL + "WHERE r.id = ?", (request_id,)).fetchone()
+    row = service.conn.execute(_VIEW_SQL + "WHERE r.id = ?", (request_id,)).fetchone()
     if row is None:
         raise NotFound(f"unknown reference request: {request_id}")
     return _view(row, user)
@@ -122,7 +119,7 @@ def _page(limit: int, offset: int) -> None:
 
 
 def list_requests(
-    db: sqlite_utils.Database,
+    service: Service,
     user: User,
     *,
     status: str | None = None,
@@ -147,7 +144,7 @@ def list_requests(
         where.append("r.requested_by_user_id = ?")
         params.append(user.id)
     clause = ("WHERE " + " AND ".join(where) + " ") if where else ""
-    conn = connection(db)
+    conn = service.conn
     total = conn.execute(
         "SELECT COUNT(*) FROM reference_requests r JOIN accounts a ON a.id = r.advocate_account_id " + clause, params
     ).fetchone()[0]
@@ -157,9 +154,9 @@ def list_requests(
     return [_view(r, user) for r in rows], total
 
 
-def events(db: sqlite_utils.Database, request_id: int) -> list[Event]:
+def events(service: Service, request_id: int) -> list[Event]:
     """The audit trail of one request, oldest first."""
-    conn = connection(db)
+    conn = service.conn
     if conn.execute("SELECT 1 FROM reference_requests WHERE id = ?", (request_id,)).fetchone() is None:
         raise NotFound(f"unknown reference request: {request_id}")
     rows = conn.execute(
@@ -170,8 +167,7 @@ def events(db: sqlite_utils.Database, request_id: int) -> list[Event]:
 
 
 def advocate_load(
-    db: sqlite_utils.Database,
-    settings: Settings,
+    service: Service,
     *,
     today: date | None = None,
     limit: int = 50,
@@ -196,10 +192,10 @@ def advocate_load(
     SELECT {{}} FROM load {"WHERE capacity - used_quarter <= ?" if near_capacity_only else ""}
     """
     params: list[Any] = list(use_params)
-    params.append(settings.default_capacity)
+    params.append(service.settings.default_capacity)
     if near_capacity_only:
         params.append(NEAR_CAPACITY)
-    conn = connection(db)
+    conn = service.conn
     total = conn.execute(base.format("COUNT(*)"), params).fetchone()[0]
     rows = conn.execute(
         base.format("*") + "ORDER BY capacity - used_quarter, used_quarter DESC, name, external_id LIMIT ? OFFSET ?",
