@@ -115,6 +115,19 @@ REGISTRY: tuple[Setting, ...] = (
     ),
     Setting("login_window_minutes", 15, "The window, in minutes, in which failed sign-ins are counted.", int),
     Setting(
+        "session_idle_minutes",
+        120,
+        "A browser session unused for this many minutes has ended: the next request must sign in again.",
+        int,
+    ),
+    Setting(
+        "session_max_hours",
+        12,
+        "A browser session ends this many hours after its sign-in, however busy (a copied cookie does not "
+        "live for weeks).",
+        int,
+    ),
+    Setting(
         "compute_threads",
         0,
         "Threads each server worker's compute pools (torch, BLAS, OpenMP) may use; 0: the cores divided by "
@@ -154,6 +167,8 @@ class Settings:
     secure_cookies: bool = False
     login_max_failures: int = 5
     login_window_minutes: int = 15
+    session_idle_minutes: int = 120
+    session_max_hours: int = 12
     compute_threads: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -191,7 +206,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
     settings = Settings(**values)
     if len(set(settings.stages)) != len(settings.stages) or len(settings.stages) < 2:
         raise ConfigError("REFMATCH_STAGES: need at least two distinct stages")
-    for name in ("login_max_failures", "login_window_minutes"):
+    for name in ("login_max_failures", "login_window_minutes", "session_idle_minutes", "session_max_hours"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{_BY_NAME[name].env}: must be at least 1")
     if settings.compute_threads < 0:

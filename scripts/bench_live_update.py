@@ -103,6 +103,10 @@ def main() -> None:
     parser.add_argument("--max-wait", type=float, default=7200.0, help="most seconds to wait for the indexer")
     parser.add_argument("--data-dir", help="build the demo into (or reuse it from) this folder")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--no-indexer", action="store_true",
+        help="serve without the background indexer: what the import and the workers' reloads cost alone",
+    )  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
         base = Path(args.data_dir) if args.data_dir else Path(tmp)
@@ -123,7 +127,8 @@ def main() -> None:
             port = s.getsockname()[1]
         log = open(folder / "server.log", "w")  # noqa: SIM115 - lives as long as the server
         server = subprocess.Popen(
-            [sys.executable, "-m", "refmatch", "serve", "--port", str(port), "--workers", str(args.workers)],
+            [sys.executable, "-m", "refmatch", "serve", "--port", str(port), "--workers", str(args.workers),
+             *(["--no-indexer"] if args.no_indexer else [])],
             env=env_for(folder), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
@@ -144,10 +149,11 @@ def main() -> None:
             importer.start()
             busy = run_load(port, token, "matches", seekers, args.clients, args.duration, args.seed + 1)
             ratio = round(busy["p99_ms"] / quiet["p99_ms"], 2) if busy["p99_ms"] and quiet["p99_ms"] else None
-            print(json.dumps({"phase": "import", "accounts": args.accounts, "p99_vs_quiet": ratio, **busy}), flush=True)
+            print(json.dumps({"phase": "import", "accounts": args.accounts, "indexer": not args.no_indexer,
+                              "p99_vs_quiet": ratio, **busy}), flush=True)  # fmt: skip
             importer.join()
             waited = time.perf_counter()
-            while time.perf_counter() - waited < args.max_wait:
+            while not args.no_indexer and time.perf_counter() - waited < args.max_wait:
                 left = pending_texts(port)
                 if left == 0:
                     break

@@ -250,7 +250,10 @@ def test_cli_user_errors(run):
 def test_cli_set_password(run, cli_db):
     run("user", "add", "alice", "--role", "sales", "--password-stdin", input="long enough\n")
     out = run("user", "set-password", "alice", "--password-stdin", input="even longer one\n")
-    assert (out.exit_code, out.output) == (0, "password of alice changed\n")
+    assert (out.exit_code, out.output) == (
+        0,
+        "password of alice changed; every session signed in with the old one has ended\n",
+    )
     assert users.authenticate(cli_db(), "alice", "even longer one") is not None
 
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from refmatch.app import passwords
 from refmatch.domain import clock
-from refmatch.domain.errors import Conflict, InvalidInput, NotFound
+from refmatch.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from refmatch.domain.vocabulary import MANAGER_ROLES, ROLES
 from refmatch.store import inserted_id, transaction
 from refmatch.store.repo import now_iso
@@ -48,7 +48,7 @@ ADDRESS_FAILURES_FACTOR = 4
 DEMO_USERS = {"sales": "sales", "cs": "cs", "manager": "reference_manager", "admin": "admin"}
 
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
-_COLUMNS = "id, username, role, display_name"
+_COLUMNS = "id, username, role, display_name, disabled_at IS NOT NULL"
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class User:
     username: str
     role: str
     display_name: str | None = None
+    disabled: bool = False
 
     @property
     def is_manager(self) -> bool:
@@ -72,7 +73,7 @@ class User:
 
 
 def _user(row: tuple | None) -> User | None:
-    return None if row is None else User(*row)
+    return None if row is None else User(row[0], row[1], row[2], row[3], bool(row[4]))
 
 
 def _check_password(password: str) -> None:
@@ -122,7 +123,11 @@ _DUMMY_HASH: dict[str, str] = {}
 
 
 def authenticate(service: Service, username: str, password: str) -> User | None:
-    """The user if the password is right, else None. Unknown users cost a hash check too."""
+    """The user if the password is right, else None. Unknown users cost a hash check too.
+
+    Forbidden when the password is right but the user is disabled (only someone who knows
+    the password learns that).
+    """
     row = service.conn.execute(
         f"SELECT {_COLUMNS}, password_hash FROM users WHERE username = ?", ((username or "").strip(),)
     ).fetchone()
@@ -131,9 +136,13 @@ def authenticate(service: Service, username: str, password: str) -> User | None:
         dummy = _DUMMY_HASH.setdefault(PASSWORD_METHOD, _hash(secrets.token_urlsafe(12)))
         passwords.verify_password(dummy, password or "")
         return None
-    if not passwords.verify_password(row[4], password or ""):
+    if not passwords.verify_password(row[5], password or ""):
         return None
-    return User(*row[:4])
+    user = _user(row)
+    assert user is not None
+    if user.disabled:
+        raise Forbidden(f"user {user.username} is disabled: an admin can enable it again (refmatch user enable)")
+    return user
 
 
 def get_user(service: Service, user_id: int) -> User | None:
@@ -145,7 +154,7 @@ def get_user_by_name(service: Service, username: str) -> User | None:
 
 
 def list_users(service: Service) -> list[User]:
-    return [User(*r) for r in service.conn.execute(f"SELECT {_COLUMNS} FROM users ORDER BY username")]
+    return [u for r in service.conn.execute(f"SELECT {_COLUMNS} FROM users ORDER BY username") if (u := _user(r))]
 
 
 def _require(service: Service, username: str) -> User:
@@ -159,10 +168,67 @@ def set_password(service: Service, username: str, password: str) -> None:
     user = _require(service, username)
     _check_password(password)
     password_hash = _hash(password)
+    with transaction(service.db) as conn:  # a new password ends every session signed in with the old one
+        conn.execute(
+            "UPDATE users SET password_hash = ?, session_epoch = session_epoch + 1, updated_at = ? WHERE id = ?",
+            (password_hash, now_iso(), user.id),
+        )
+
+
+# -- sessions and the user's life cycle ---------------------------------------------------
+
+
+def session_epoch(service: Service, user_id: int) -> int | None:
+    """The epoch a session signed in now carries; None for an unknown user."""
+    row = service.conn.execute("SELECT session_epoch FROM users WHERE id = ?", (user_id,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def session_user(service: Service, user_id: int, epoch: int) -> User | None:
+    """The user a browser session belongs to, or None when that session has ended: the user was
+    removed or disabled, or has signed out, changed password or been signed out since (a new epoch)."""
+    row = service.conn.execute(
+        f"SELECT {_COLUMNS} FROM users WHERE id = ? AND session_epoch = ? AND disabled_at IS NULL",
+        (user_id, epoch),
+    ).fetchone()
+    return _user(row)
+
+
+def end_sessions(service: Service, username: str) -> User:
+    """End every browser session of the user at once (sign-out everywhere). NotFound if unknown.
+
+    Bookkeeping: it does not bump data_version (nothing matching reads changes).
+    """
+    user = _require(service, username)
+    with transaction(service.db, bump=False) as conn:
+        conn.execute("UPDATE users SET session_epoch = session_epoch + 1 WHERE id = ?", (user.id,))
+    return user
+
+
+def set_disabled(service: Service, username: str, disabled: bool) -> bool:
+    """Disable (no sign-in, no API token, every session ended) or enable a user; whether anything changed."""
+    user = _require(service, username)
+    if user.disabled == disabled:
+        return False
+    with transaction(service.db, bump=False) as conn:
+        conn.execute(
+            "UPDATE users SET disabled_at = ?, session_epoch = session_epoch + 1, updated_at = ? WHERE id = ?",
+            (now_iso() if disabled else None, now_iso(), user.id),
+        )
+    return True
+
+
+def remove_user(service: Service, username: str) -> User:
+    """Delete a user, its API tokens and its sessions. The requests it made stay, with its username
+    (``requested_by``) and their audit trail; only the link to the user row is cleared."""
+    user = _require(service, username)
     with transaction(service.db) as conn:
         conn.execute(
-            "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?", (password_hash, now_iso(), user.id)
+            "UPDATE reference_requests SET requested_by_user_id = NULL WHERE requested_by_user_id = ?", (user.id,)
         )
+        conn.execute("DELETE FROM api_tokens WHERE user_id = ?", (user.id,))
+        conn.execute("DELETE FROM users WHERE id = ?", (user.id,))
+    return user
 
 
 def _token_hash(token: str) -> str:
@@ -188,7 +254,7 @@ def create_token(service: Service, username: str, name: str) -> tuple[str, int]:
 
 
 def user_for_token(service: Service, token: str) -> User | None:
-    """The user a live (not revoked) bearer token belongs to, else None.
+    """The user a live (not revoked) bearer token belongs to, else None (also when that user is disabled).
 
     last_used_at is refreshed at most once a minute, in its own statement and without
     bumping data_version: token use is bookkeeping, not data that matching reads.
@@ -198,7 +264,8 @@ def user_for_token(service: Service, token: str) -> User | None:
     conn = service.conn
     row = conn.execute(
         "SELECT t.id, t.last_used_at, u.id, u.username, u.role, u.display_name "
-        "FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? AND t.revoked_at IS NULL",
+        "FROM api_tokens t JOIN users u ON u.id = t.user_id "
+        "WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.disabled_at IS NULL",
         (_token_hash(token),),
     ).fetchone()
     if row is None:
@@ -265,11 +332,13 @@ def login_wait(service: Service, username: str, address: str | None, now: dateti
     A key with ``limit`` failures after ``now - window`` is blocked until the ``limit``-th
     most recent of them (the oldest, when there are just ``limit``) is ``window`` old.
     """
-    now = now or utcnow()
-    window = timedelta(minutes=service.settings.login_window_minutes)
-    conn = service.conn
+    return _wait(service.conn, username, address, service.settings, now or utcnow())
+
+
+def _wait(conn: sqlite3.Connection, username: str, address: str | None, settings: Settings, now: datetime) -> int:
+    window = timedelta(minutes=settings.login_window_minutes)
     wait = 0.0
-    for key, limit in _throttle_keys(username, address, service.settings):
+    for key, limit in _throttle_keys(username, address, settings):
         row = conn.execute(
             "SELECT at FROM login_failures WHERE key = ? AND at > ? ORDER BY at DESC LIMIT 1 OFFSET ?",
             (key, _stamp(now - window), limit - 1),
@@ -279,19 +348,55 @@ def login_wait(service: Service, username: str, address: str | None, now: dateti
     return max(0, math.ceil(wait))
 
 
+def _record(conn: sqlite3.Connection, username: str, address: str | None, settings: Settings, now: datetime) -> str:
+    conn.execute(
+        "DELETE FROM login_failures WHERE at <= ?", (_stamp(now - timedelta(minutes=settings.login_window_minutes)),)
+    )
+    stamp = _stamp(now)
+    conn.executemany(
+        "INSERT INTO login_failures (key, at) VALUES (?, ?)",
+        [(key, stamp) for key, _ in _throttle_keys(username, address, settings)],
+    )
+    return stamp
+
+
 def record_login_failure(service: Service, username: str, address: str | None, now: datetime | None = None) -> None:
     """Count a failed sign-in against the username and the address; forget failures older than the window.
 
     Bookkeeping, not data that matching reads: one transaction that does not bump data_version.
     """
-    now = now or utcnow()
-    cutoff = _stamp(now - timedelta(minutes=service.settings.login_window_minutes))
     with transaction(service.db, bump=False) as conn:
-        conn.execute("DELETE FROM login_failures WHERE at <= ?", (cutoff,))
-        conn.executemany(
-            "INSERT INTO login_failures (key, at) VALUES (?, ?)",
-            [(key, _stamp(now)) for key, _ in _throttle_keys(username, address, service.settings)],
-        )
+        _record(conn, username, address, service.settings, now or utcnow())
+
+
+def begin_login(
+    service: Service, username: str, address: str | None, now: datetime | None = None
+) -> tuple[int, str | None]:
+    """Before checking a password: (seconds to wait, None) when blocked, else (0, the attempt's stamp).
+
+    The attempt is counted as a failure at once, in the same write transaction as the check
+    (BEGIN IMMEDIATE: one at a time across every process), so that simultaneous guesses
+    cannot all pass the check before any is counted. ``login_succeeded`` takes it back.
+    """
+    now = now or utcnow()
+    with transaction(service.db, bump=False) as conn:
+        wait = _wait(conn, username, address, service.settings, now)
+        if wait:
+            return wait, None
+        return 0, _record(conn, username, address, service.settings, now)
+
+
+def login_succeeded(service: Service, username: str, address: str | None, stamp: str) -> None:
+    """The attempt begun at ``stamp`` was right: forget the username's failures and this attempt's
+    count against the address (the address's earlier failures stay)."""
+    with transaction(service.db, bump=False) as conn:
+        conn.execute("DELETE FROM login_failures WHERE key = ?", (_user_key(username),))
+        if address:
+            conn.execute(
+                "DELETE FROM login_failures WHERE rowid = "
+                "(SELECT rowid FROM login_failures WHERE key = ? AND at = ? LIMIT 1)",
+                ("addr:" + address, stamp),
+            )
 
 
 def clear_login_failures(service: Service, username: str) -> int:

@@ -54,7 +54,56 @@ def user_set_password(service: Service, username: str, password_stdin: bool) -> 
     from refmatch.app import users
 
     users.set_password(service, username, _password(password_stdin))
-    click.echo(f"password of {username} changed")
+    click.echo(f"password of {username} changed; every session signed in with the old one has ended")
+
+
+@user.command("sign-out")
+@click.argument("username")
+@common
+def user_sign_out(service: Service, username: str) -> None:
+    """End every web session of USERNAME at once (a lost laptop, a copied cookie); API tokens stay."""
+    from refmatch.app import users
+
+    done = users.end_sessions(service, username)
+    click.echo(f"every session of {done.username} has ended")
+
+
+@user.command("disable")
+@click.argument("username")
+@common
+def user_disable(service: Service, username: str) -> None:
+    """Stop USERNAME signing in or using its API tokens, and end its sessions (enable undoes it)."""
+    from refmatch.app import users
+
+    changed = users.set_disabled(service, username, True)
+    click.echo(f"{username} disabled: its sessions have ended" if changed else f"{username} was already disabled")
+
+
+@user.command("enable")
+@click.argument("username")
+@common
+def user_enable(service: Service, username: str) -> None:
+    """Let a disabled USERNAME sign in and use its API tokens again."""
+    from refmatch.app import users
+
+    changed = users.set_disabled(service, username, False)
+    click.echo(f"{username} enabled" if changed else f"{username} was not disabled")
+
+
+@user.command("remove")
+@click.argument("username")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@common
+def user_remove(service: Service, username: str, yes: bool) -> None:
+    """Delete USERNAME, its API tokens and its sessions. Its requests and their history stay."""
+    from refmatch.app import users
+
+    if users.get_user_by_name(service, username) is None:
+        raise NotFound(f"unknown user: {username!r}")
+    if not yes:
+        click.confirm(f"Remove {username} for good (disable keeps the user)?", abort=True)
+    removed = users.remove_user(service, username)
+    click.echo(f"user {removed.username} removed")
 
 
 @user.command("unlock")
@@ -84,12 +133,13 @@ def user_list(service: Service, fmt: str) -> None:
 
     found = users.list_users(service)
     if fmt == "json":
-        click.echo(json.dumps([u.as_dict() for u in found], indent=2, ensure_ascii=False))
+        click.echo(json.dumps([{**u.as_dict(), "disabled": u.disabled} for u in found], indent=2, ensure_ascii=False))
         return
     if not found:
         click.echo("no users: add one with 'refmatch user add USERNAME --role ROLE'")
     for u in found:
-        click.echo(f"{u.id:>4}  {u.username:<24} {u.role:<18} {u.display_name or ''}".rstrip())
+        disabled = "  (disabled)" if u.disabled else ""
+        click.echo(f"{u.id:>4}  {u.username:<24} {u.role:<18} {u.display_name or ''}".rstrip() + disabled)
 
 
 @click.group("token")

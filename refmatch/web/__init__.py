@@ -11,6 +11,7 @@ import os
 import secrets
 import time
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     settings = _settings(app.config["REFMATCH_SETTINGS"])
     if "SESSION_COOKIE_SECURE" not in (test_config or {}):
         app.config["SESSION_COOKIE_SECURE"] = settings.secure_cookies
+    # the cookie's signature expires with the session's absolute lifetime (Flask's default: 31 days)
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=settings.session_max_hours)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = secret_key_for(settings)
     service = SharedService(settings, encoder=app.config["REFMATCH_ENCODER"])

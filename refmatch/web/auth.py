@@ -1,6 +1,10 @@
 """Who is asking: a signed-in browser session or an API bearer token; CSRF; roles.
 
-Everything needs a user except the endpoints in ``PUBLIC``. A browser session must
+Everything needs a user except the endpoints in ``PUBLIC``. A browser session is a signed
+cookie carrying the user's session epoch, its sign-in time and its last use: it ends when
+the epoch moves on (sign-out, a new password, the user disabled or removed: every session
+of that user at once), after ``session_idle_minutes`` unused, or ``session_max_hours``
+after sign-in. A browser session must
 prove every state-changing request with the session's CSRF token: a hidden
 ``csrf_token`` field in forms, an ``X-CSRF-Token`` header from scripts. Requests
 authenticated by a bearer token carry no ambient credential, so they are exempt.
@@ -26,6 +30,7 @@ PUBLIC = frozenset({"ops.healthz", "ops.readyz", "ui.login", "static"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
+SEEN_EVERY = 60  # seconds: how stale a session's last-seen time may get before the cookie is rewritten
 
 
 def current_user() -> users.User | None:
@@ -40,14 +45,43 @@ def csrf_token() -> str:
     return token
 
 
+def _service() -> Any:
+    return current_app.extensions["refmatch"].service
+
+
 def sign_in(user: users.User) -> None:
-    session.clear()  # a fresh session (and CSRF token) at every sign-in
-    session["user_id"] = user.id
+    """A fresh session (and CSRF token) carrying the user's session epoch and the time of sign-in."""
+    session.clear()
+    now = int(users.utcnow().timestamp())
+    session.update(user_id=user.id, epoch=users.session_epoch(_service(), user.id), at=now, seen=now)
     csrf_token()
 
 
 def sign_out() -> None:
+    """End this user's sessions everywhere (a copy of the cookie stops working too), then this one."""
+    user = current_user()
+    if user is not None and g.get("auth") == "session":
+        users.end_sessions(_service(), user.username)
     session.clear()
+
+
+def _session_user(settings: Any) -> users.User | None:
+    """The session's user, or None (and the session cleared) when the session has ended: signed out,
+    password changed, user disabled or removed (the epoch), idle too long, or older than its lifetime."""
+    values: list[Any] = [session.get(k) for k in ("user_id", "epoch", "at", "seen")]
+    if values[0] is None:
+        return None
+    now = int(users.utcnow().timestamp())
+    user = None
+    if all(isinstance(v, int) for v in values):  # a cookie from before sessions had epochs has ended too
+        user_id, epoch, at, seen = values
+        if now - at < settings.session_max_hours * 3600 and now - seen < settings.session_idle_minutes * 60:
+            user = users.session_user(_service(), user_id, epoch)
+    if user is None:
+        session.clear()
+    elif now - values[3] >= SEEN_EVERY:  # refresh the idle clock (it rewrites the cookie: not on every request)
+        session["seen"] = now
+    return user
 
 
 def safe_next(target: str | None) -> str | None:
@@ -84,13 +118,9 @@ def _identify() -> None:
             raise Unauthorized("invalid or revoked API token")
         g.user, g.auth = user, "token"
         return
-    user_id = session.get("user_id")
-    if user_id is not None:
-        user = users.get_user(state.service, user_id)
-        if user is None:
-            session.clear()  # the account was removed: sign the browser out
-        else:
-            g.user, g.auth = user, "session"
+    user = _session_user(state.service.settings)
+    if user is not None:
+        g.user, g.auth = user, "session"
 
 
 def _gate() -> Any:

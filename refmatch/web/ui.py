@@ -121,8 +121,8 @@ def login() -> Page:
     if errors:
         return render_template("login.html", errors=errors, username=username, next=next_url or ""), 400
     svc, address = service(), request.remote_addr
-    wait = users.login_wait(svc, username, address)
-    if wait:  # the password is not even checked
+    wait, attempt = users.begin_login(svc, username, address)  # counted before the password is checked
+    if wait or attempt is None:  # the password is not even checked
         minutes = math.ceil(wait / 60)
         errors[""] = (
             "Too many failed sign-ins for this username or from this address: "
@@ -130,12 +130,15 @@ def login() -> Page:
         )
         html = render_template("login.html", errors=errors, username=username, next=next_url or "")
         return Response(html, status=429, headers={"Retry-After": str(wait)}, mimetype="text/html")
-    user = users.authenticate(svc, username, password)
+    try:
+        user = users.authenticate(svc, username, password)
+    except Forbidden as exc:  # the right password of a disabled user
+        errors[""] = exc.message
+        return render_template("login.html", errors=errors, username=username, next=next_url or ""), 403
     if user is None:
-        users.record_login_failure(svc, username, address)
         errors[""] = "Wrong username or password."
         return render_template("login.html", errors=errors, username=username, next=next_url or ""), 400
-    users.clear_login_failures(svc, username)
+    users.login_succeeded(svc, username, address, attempt)
     sign_in(user)
     return redirect(next_url or url_for("ui.dashboard"))
 
