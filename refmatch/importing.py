@@ -20,10 +20,19 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from refmatch.domain.errors import InvalidInput
+from refmatch.domain.limits import (
+    MAX_COUNT,
+    MAX_DEPTH,
+    MAX_ID,
+    MAX_ITEMS,
+    MAX_SHORT,
+    MAX_TEXT,
+    json_problem,
+    unicode_problem,
+)
 from refmatch.domain.vocabulary import DEFAULT_STAGES, NEED_STATUSES, REFERENCE_TYPES, SIGNAL_KINDS
 
 KINDS = ("accounts", "needs", "advocates", "signals", "churn")
-MAX_TEXT = 10_000
 
 _FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -72,6 +81,8 @@ def _text(max_len: int | None = None) -> Parser:
         text = str(value).strip()
         if max_len is not None and len(text) > max_len:
             raise ValueError(f"too long: {len(text):,} characters (max {max_len:,})")
+        if problem := unicode_problem(text):
+            raise ValueError(problem)
         return text
 
     return parse
@@ -82,9 +93,11 @@ def _count(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif isinstance(value, str) and _INT_RE.fullmatch(value):
-        number = int(value)
+        number = int(value) if len(value) <= 20 else MAX_COUNT + 1  # int() of 5,000 digits is refused
     if number < 0:
         raise ValueError(f"must be an integer >= 0, got {_show(value)}")
+    if number > MAX_COUNT:
+        raise ValueError(f"must be at most {MAX_COUNT:,}, got {_show(value)}")
     return number
 
 
@@ -130,7 +143,7 @@ def _date(value: Any) -> str:
 
 
 def _email(value: Any) -> str:
-    text = _text()(value)
+    text = _text(254)(value)  # the longest address SMTP carries
     if not _EMAIL_RE.fullmatch(text):
         raise ValueError(f"not a valid e-mail address: {_show(text)}")
     return text
@@ -148,6 +161,8 @@ def _enum(allowed: Sequence[str], noun: str) -> Parser:
 
 
 def _list(item: Parser | None = None) -> Parser:
+    each = item or _text(MAX_SHORT)
+
     def parse(value: Any) -> list[str]:
         if isinstance(value, str):
             items = value.split(";")
@@ -155,8 +170,10 @@ def _list(item: Parser | None = None) -> Parser:
             items = value
         else:
             raise TypeError(f"must be a list of strings, got {_show(value)}")
-        stripped = (x.strip() for x in items)
-        return list(dict.fromkeys(item(x) if item else x for x in stripped if x))
+        stripped = [x.strip() for x in items if x.strip()]
+        if len(stripped) > MAX_ITEMS:
+            raise ValueError(f"too many items: {len(stripped):,} (max {MAX_ITEMS})")
+        return list(dict.fromkeys(each(x) for x in stripped))
 
     return parse
 
@@ -180,10 +197,11 @@ def columns_for(
     default_capacity: int | None = None,
 ) -> tuple[Column, ...]:
     """The columns of one import kind, in record order."""
-    text, free_text, account = _text(), _text(MAX_TEXT), Column("account_external_id", _text(), True)
+    text, free_text, key = _text(MAX_SHORT), _text(MAX_TEXT), _text(MAX_ID)
+    account = Column("account_external_id", key, True)
     tables: dict[str, tuple[Column, ...]] = {
         "accounts": (
-            Column("external_id", text, True),
+            Column("external_id", key, True),
             Column("name", text, True),
             Column("industry", text),
             Column("employees", _count),
@@ -197,7 +215,7 @@ def columns_for(
             Column("renewal_date", _date),
             Column("owner", text),
             Column("profile", free_text),
-            Column("do_not_match", _list(), default=list),
+            Column("do_not_match", _list(key), default=list),
         ),
         "needs": (
             account,
@@ -384,6 +402,14 @@ def _jsonl_rows(handle: TextIO, name: str) -> Raw:
         empty = False
         try:
             obj = json.loads(line, object_pairs_hook=_no_duplicate_keys)
+        except RecursionError:
+            yield (
+                row,
+                {"_raw": line[:200]},
+                [(None, f"not valid JSON here: nested deeper than {MAX_DEPTH} levels")],
+                False,
+            )
+            continue
         except _DuplicateKey as exc:
             yield row, {"_raw": line.rstrip("\r\n")}, [(str(exc), "key appears twice in this object")], False
             continue
@@ -391,7 +417,11 @@ def _jsonl_rows(handle: TextIO, name: str) -> Raw:
             problem = f"not valid JSON: {exc.msg} (at character {exc.colno})"
             yield row, {"_raw": line.rstrip("\r\n")}, [(None, problem)], False
             continue
-        if isinstance(obj, dict):
+        if isinstance(obj, dict) and (bad := json_problem(obj)):
+            where, what = bad
+            column = re.split(r"[.\[]", where, maxsplit=1)[0]
+            yield row, {"_raw": line.rstrip("\r\n")[:200]}, [(column, what)], False
+        elif isinstance(obj, dict):
             yield row, obj, [], True
         else:
             yield row, {"_raw": line.rstrip("\r\n")}, [(None, f"not a JSON object: {_show(obj)}")], False

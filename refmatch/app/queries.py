@@ -19,7 +19,7 @@ import numpy as np
 from refmatch import importing
 from refmatch.app.service import Service
 from refmatch.config import Settings
-from refmatch.domain import clock, vocabulary
+from refmatch.domain import clock, limits, vocabulary
 from refmatch.domain.errors import Conflict, InvalidInput, NotFound
 from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, Seeker
 from refmatch.match.catalog import Catalog
@@ -40,13 +40,7 @@ def _rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> lis
 
 
 def check_page(limit: int, offset: int) -> None:
-    problems = []
-    if not 1 <= limit <= MAX_LIMIT:
-        problems.append({"field": "limit", "message": f"must be between 1 and {MAX_LIMIT}, got {limit}"})
-    if offset < 0:
-        problems.append({"field": "offset", "message": f"must be >= 0, got {offset}"})
-    if problems:
-        raise InvalidInput("; ".join(f"{p['field']}: {p['message']}" for p in problems), details=problems)
+    limits.check_page(limit, offset, MAX_LIMIT)
 
 
 def _search(columns: Sequence[str], q: str | None, where: list[str], params: list[Any]) -> None:

@@ -19,6 +19,7 @@ from refmatch import importing
 from refmatch.app.service import ImportReport, Service
 from refmatch.domain import clock
 from refmatch.domain.errors import Conflict, InvalidInput, NotFound
+from refmatch.domain.limits import check_page
 from refmatch.domain.models import MatchResult
 from refmatch.risk import LEVELS, RiskConfig, Scores, load_accounts, load_config, load_signals, score_accounts
 from refmatch.risk import update as update_risk
@@ -338,6 +339,9 @@ def trends(service: Service, external_ids: list[str], points: int = 30) -> dict[
     return out
 
 
+AT_RISK_MAX_LIMIT = 100  # each account of a page is matched: pages stay small
+
+
 def at_risk_page(
     service: Service, *, level: str | None, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int, str]:
@@ -347,6 +351,7 @@ def at_risk_page(
     ``limit`` matches whatever the number at risk. Raises ``InvalidInput`` naming ``level``
     for an unknown level. Reads the stored scores: call ``ensure_current`` first.
     """
+    check_page(limit, offset, AT_RISK_MAX_LIMIT)
     listing = risk_list(service, level=level, limit=offset + limit)
     total = sum(listing.counts.get(name, 0) for name in LEVELS[LEVELS.index(listing.level) :])
     shown = listing.accounts[offset : offset + limit]

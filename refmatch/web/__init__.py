@@ -19,6 +19,7 @@ from flask import Flask, Response, g
 
 from refmatch.config import Settings, load_settings
 from refmatch.web import api, auth, errors, ui
+from refmatch.web.jsonio import BoundedJSON
 from refmatch.web.state import SharedService, WebState
 
 __all__ = ["create_app", "secret_key_for"]
@@ -70,7 +71,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. ``test_config`` overrides Flask's config and refmatch's (``REFMATCH_*`` keys above)."""
     app = Flask(__name__)
     app.config.from_mapping(DEFAULTS)
-    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's; keep the documented order
+    app.json = BoundedJSON(app)  # request bodies: bounded depth, valid Unicode, finite numbers
+    app.json.sort_keys = False  # keep the documented order
     if test_config:
         app.config.update(test_config)
     settings = _settings(app.config["REFMATCH_SETTINGS"])

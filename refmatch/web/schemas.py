@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from refmatch.domain import vocabulary
+from refmatch.domain import limits, vocabulary
 
 Purpose = Literal["reference", "mentor", "retention"]
 ReferenceType = Literal["call", "site_visit", "case_study", "logo", "mentoring", "peer_call"]
@@ -37,6 +37,12 @@ for _literal, _words in (
 
 Day = Annotated[str, Field(json_schema_extra={"format": "date"})]
 Count = Annotated[int, Field(ge=0)]
+# input text and numbers, bounded as refmatch.domain.limits says (so the document states the same limits)
+Id = Annotated[str, Field(max_length=limits.MAX_ID)]
+Short = Annotated[str, Field(max_length=limits.MAX_SHORT)]
+Text = Annotated[str, Field(max_length=limits.MAX_TEXT)]
+Note = Annotated[str, Field(max_length=limits.MAX_NOTE)]
+InCount = Annotated[int, Field(ge=0, le=limits.MAX_COUNT)]
 
 
 class Strict(BaseModel):
@@ -78,7 +84,7 @@ class Error(Strict):
 
 class PageQuery(Strict):
     limit: int = Field(50, ge=1, le=200)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=limits.MAX_OFFSET)
 
 
 class AccountsQuery(PageQuery):
@@ -105,7 +111,7 @@ class RiskQuery(Strict):
 class AtRiskQuery(Strict):
     level: RiskLevel | None = Field(None, description="the lowest level listed; default the configured at-risk level")
     limit: int = Field(20, ge=1, le=100, description="each account of a page is matched: pages stay small")
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=limits.MAX_OFFSET)
 
 
 class NeedsQuery(PageQuery):
@@ -146,8 +152,10 @@ def _imported(schema: dict[str, Any], description: str = "") -> Any:
     return Field(None, json_schema_extra=shape)
 
 
-_NULLABLE_STR = {"type": ["string", "null"]}
-_STRINGS = {"type": "array", "items": {"type": "string"}}
+_NULLABLE_STR = {"type": ["string", "null"], "maxLength": limits.MAX_SHORT}
+_NULLABLE_TEXT = {"type": ["string", "null"], "maxLength": limits.MAX_TEXT}
+_STRINGS = {"type": "array", "items": {"type": "string", "maxLength": limits.MAX_SHORT}, "maxItems": limits.MAX_ITEMS}
+_IDS = {"type": "array", "items": {"type": "string", "maxLength": limits.MAX_ID}, "maxItems": limits.MAX_ITEMS}
 _DATE = {"type": ["string", "null"], "format": "date"}
 
 
@@ -157,10 +165,12 @@ class AccountBody(BaseModel):
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": False})
 
-    external_id: Any = _imported({"type": "string"}, "the CRM's id; the API's account {external_id}")
-    name: Any = _imported({"type": "string"})
+    external_id: Any = _imported(
+        {"type": "string", "maxLength": limits.MAX_ID}, "the CRM's id; the API's account {external_id}"
+    )
+    name: Any = _imported({"type": "string", "maxLength": limits.MAX_SHORT})
     industry: Any = _imported(_NULLABLE_STR)
-    employees: Any = _imported({"type": ["integer", "null"], "minimum": 0})
+    employees: Any = _imported({"type": ["integer", "null"], "minimum": 0, "maximum": limits.MAX_COUNT})
     country: Any = _imported(_NULLABLE_STR)
     region: Any = _imported(_NULLABLE_STR)
     products: Any = _imported(_STRINGS)
@@ -170,8 +180,8 @@ class AccountBody(BaseModel):
     arr: Any = _imported({"type": ["number", "null"], "minimum": 0})
     renewal_date: Any = _imported(_DATE)
     owner: Any = _imported(_NULLABLE_STR)
-    profile: Any = _imported(_NULLABLE_STR)
-    do_not_match: Any = _imported(_STRINGS)
+    profile: Any = _imported(_NULLABLE_TEXT)
+    do_not_match: Any = _imported(_IDS)
 
 
 class AccountInput(AccountBody):
@@ -321,42 +331,44 @@ class MatchResult(Strict):
 
 
 class AdhocMatch(Body):
-    text: str = Field(description="free-text description of the prospect")
-    needs: list[str] | None = Field(None, description="its open needs, one per item")
-    name: str | None = None
-    industry: str | None = None
-    employees: Count | None = None
-    country: str | None = None
-    region: str | None = None
-    products: list[str] | None = None
-    stage: str | None = None
-    do_not_match: list[str] | None = None
+    text: Text = Field(description="free-text description of the prospect")
+    needs: list[Text] | None = Field(None, max_length=limits.MAX_ITEMS, description="its open needs, one per item")
+    name: Short | None = None
+    industry: Short | None = None
+    employees: InCount | None = None
+    country: Short | None = None
+    region: Short | None = None
+    products: list[Short] | None = Field(None, max_length=limits.MAX_ITEMS)
+    stage: Short | None = None
+    do_not_match: list[Id] | None = Field(None, max_length=limits.MAX_ITEMS)
     purpose: Purpose | None = None
     k: int | None = Field(None, ge=1, le=100)
     reference_type: ReferenceType | None = None
-    product: str | None = None
+    product: Short | None = None
 
 
 # -- reference requests ---------------------------------------------------------------------
 
 
 class RequestCreate(Body):
-    advocate_external_id: str
-    seeker_external_id: str | None = None
+    advocate_external_id: Id
+    seeker_external_id: Id | None = None
     purpose: Purpose | None = None
     reference_type: ReferenceType | None = None
-    note: str | None = None
-    override_reason: str | None = Field(None, description="reference managers: go ahead despite capacity or consent")
+    note: Note | None = None
+    override_reason: Note | None = Field(None, description="reference managers: go ahead despite capacity or consent")
 
 
 class Transition(Body):
     to_status: RequestState
-    note: str | None = None
-    scheduled_for: str | None = Field(None, description="ISO date or date-time; only with to_status scheduled")
+    note: Note | None = None
+    scheduled_for: str | None = Field(
+        None, max_length=40, description="ISO date or date-time; only with to_status scheduled"
+    )
     rating: int | None = Field(None, ge=1, le=5, description="only when completing")
     deal_outcome: DealOutcome | None = Field(None, description="only when completing")
-    influenced_arr: float | None = Field(None, ge=0, description="only when completing")
-    override_reason: str | None = None
+    influenced_arr: float | None = Field(None, ge=0, le=1e15, description="only when completing")
+    override_reason: Note | None = None
 
 
 class Event(Strict):

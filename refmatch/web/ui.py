@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 from refmatch.app import queries, users
 from refmatch.app import requests as workflow
 from refmatch.app import risk as risk_service
-from refmatch.domain import vocabulary
+from refmatch.domain import limits, vocabulary
 from refmatch.domain.errors import Forbidden, InvalidInput, RefmatchError
 from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, PURPOSES
 from refmatch.risk import LEVELS
@@ -46,10 +46,12 @@ def _user() -> users.User:
 
 
 def page_number() -> int:
+    """?page=, from 1; anything else is page 1, and a page past any real one is the last that may exist."""
     try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
+        page = int(request.args.get("page", "1"))
+    except ValueError:  # not a number, or thousands of digits
         return 1
+    return min(max(1, page), limits.MAX_OFFSET // PER_PAGE)
 
 
 def pager(total: int, page: int, per_page: int | None = None) -> dict[str, Any]:

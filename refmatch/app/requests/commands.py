@@ -23,6 +23,7 @@ from refmatch.app.service import Service
 from refmatch.app.users import User
 from refmatch.domain import clock
 from refmatch.domain.errors import Conflict, Forbidden, NotFound
+from refmatch.domain.limits import MAX_ID, MAX_NOTE, is_row_id, unicode_problem
 from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, PURPOSES
 from refmatch.domain.vocabulary import DEAL_OUTCOMES, REFERENCE_TYPES
 from refmatch.store import inserted_id, transaction
@@ -36,6 +37,17 @@ def _utc(moment: datetime | None) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def _too_long(**fields: tuple[str | None, int]) -> list[dict[str, str]]:
+    """A problem for each text longer than its limit, or not valid Unicode."""
+    problems = []
+    for name, (text, most) in fields.items():
+        if text is not None and len(text) > most:
+            problems.append(bad(name, f"too long: {len(text):,} characters (max {most:,})"))
+        elif text is not None and (problem := unicode_problem(text)):
+            problems.append(bad(name, problem))
+    return problems
 
 
 def _clean(text: str | None) -> str | None:
@@ -190,6 +202,12 @@ def create_request(
         problems.append(bad("reference_type", f"must be one of {', '.join(REFERENCE_TYPES)}, got {reference_type!r}"))
     if not _clean(advocate_external_id):
         problems.append(bad("advocate_external_id", "must not be empty"))
+    problems += _too_long(
+        advocate_external_id=(advocate_external_id, MAX_ID),
+        seeker_external_id=(seeker_external_id, MAX_ID),
+        note=(note, MAX_NOTE),
+        override_reason=(override_reason, MAX_NOTE),
+    )
     raise_if(problems)
     advocate_external_id = advocate_external_id.strip()
     seeker_external_id = _clean(seeker_external_id)
@@ -248,6 +266,8 @@ def transition(
     """Move a request to ``to_status``: Conflict if the workflow does not allow it from where it is,
     Forbidden if the user may not. Approving re-checks consent and capacity (a request created
     under an override is not re-checked; otherwise a manager may pass ``override_reason``)."""
+    if not is_row_id(request_id):
+        raise NotFound(f"unknown reference request: {request_id}")
     if to_status not in STATES:
         raise_if([bad("to_status", f"must be one of {', '.join(STATES)}, got {to_status!r}")])
     problems: list[dict[str, str]] = []
@@ -257,6 +277,7 @@ def transition(
         "deal_outcome": _deal_outcome(deal_outcome, problems),
         "influenced_arr": _arr(influenced_arr, problems),
     }
+    problems += _too_long(note=(note, MAX_NOTE), override_reason=(override_reason, MAX_NOTE))
     if when is not None and to_status != "scheduled":
         problems.append(bad("scheduled_for", "only when scheduling"))
     for name, value in outcome.items():

@@ -15,6 +15,7 @@ from refmatch.app.service import Service
 from refmatch.app.users import User
 from refmatch.domain import clock
 from refmatch.domain.errors import NotFound
+from refmatch.domain.limits import check_page, is_row_id
 from refmatch.store.usage import NEAR_CAPACITY, slot_use_cte
 
 MAX_PAGE = 500
@@ -103,6 +104,8 @@ def _view(row: tuple, user: User) -> RequestView:
 
 def get_request(service: Service, user: User, request_id: int) -> RequestView:
     """Any signed-in user may read a request; the contact only as ``can_see_contact`` says."""
+    if not is_row_id(request_id):
+        raise NotFound(f"unknown reference request: {request_id}")
     row = service.conn.execute(_VIEW_SQL + "WHERE r.id = ?", (request_id,)).fetchone()
     if row is None:
         raise NotFound(f"unknown reference request: {request_id}")
@@ -110,12 +113,7 @@ def get_request(service: Service, user: User, request_id: int) -> RequestView:
 
 
 def _page(limit: int, offset: int) -> None:
-    problems = []
-    if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-        problems.append(bad("limit", f"must be from 1 to {MAX_PAGE}, got {limit!r}"))
-    if not isinstance(offset, int) or offset < 0:
-        problems.append(bad("offset", f"must be >= 0, got {offset!r}"))
-    raise_if(problems)
+    check_page(limit, offset, MAX_PAGE)
 
 
 def list_requests(
@@ -156,6 +154,8 @@ def list_requests(
 
 def events(service: Service, request_id: int) -> list[Event]:
     """The audit trail of one request, oldest first."""
+    if not is_row_id(request_id):
+        raise NotFound(f"unknown reference request: {request_id}")
     conn = service.conn
     if conn.execute("SELECT 1 FROM reference_requests WHERE id = ?", (request_id,)).fetchone() is None:
         raise NotFound(f"unknown reference request: {request_id}")
