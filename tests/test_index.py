@@ -10,7 +10,7 @@ import faiss
 import numpy as np
 import pytest
 
-from refmatch.domain.errors import InvalidInput, StaleIndex
+from refmatch.domain.errors import InvalidInput, StaleIndex, StorageError
 from refmatch.index import FaissIndex, NumpyIndex, VectorIndex, load_index, save_index
 from refmatch.index import faiss_index as faiss_index_module
 from refmatch.index import files as files_module
@@ -375,7 +375,7 @@ def test_crash_while_writing_index_keeps_old_pair(tmp_path, small, monkeypatch):
     import faiss
 
     monkeypatch.setattr(faiss, "write_index", torn_write)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StorageError, match="disk full"):
         save_index(new, tmp_path, "advocates", {"data_version": 2})
     _assert_old_pair_loads(tmp_path, old, queries)
 
@@ -387,7 +387,7 @@ def test_crash_before_rename_keeps_old_pair(tmp_path, small, monkeypatch):
         raise OSError("crash before rename")
 
     monkeypatch.setattr(files_module.os, "replace", no_rename)
-    with pytest.raises(OSError, match="crash before rename"):
+    with pytest.raises(StorageError, match="crash before rename"):
         save_index(new, tmp_path, "advocates", {"data_version": 2})
     monkeypatch.undo()
     _assert_old_pair_loads(tmp_path, old, queries)
@@ -405,7 +405,7 @@ def test_crash_between_renames_is_detected(tmp_path, small, monkeypatch):
         real_replace(src, dst)
 
     monkeypatch.setattr(files_module.os, "replace", replace_once)
-    with pytest.raises(OSError, match="between renames"):
+    with pytest.raises(StorageError, match="between renames"):
         save_index(new, tmp_path, "advocates", {"data_version": 2})
     monkeypatch.undo()
     with pytest.raises(StaleIndex, match="checksum"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, fields
 from datetime import date
 from pathlib import Path
@@ -63,6 +64,8 @@ class BatchParams:
             raise InvalidInput(f"partition_size: must be at least 1, got {self.partition_size}")
         if self.out is not None and Path(self.out).suffix.lower() not in EXPORT_SUFFIXES:
             raise InvalidInput(f"out: must end in {' or '.join(EXPORT_SUFFIXES)}, got {self.out!r}")
+        if self.out is not None:
+            _check_out_folder(Path(self.out).parent)
 
     @property
     def day(self) -> date:
@@ -86,3 +89,15 @@ class BatchParams:
         values = {k: v for k, v in data.items() if k in known}
         values["purposes"] = tuple(values.get("purposes", PURPOSES))
         return cls(**values)
+
+
+def _check_out_folder(folder: Path) -> None:
+    """Refuse an export folder that cannot be made or written before the run, not after it (the export
+    makes missing folders, so the nearest one that exists must be a folder we may write in)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InvalidInput(f"out: cannot make the folder {folder}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidInput(f"out: cannot write in {existing} (permission denied)")

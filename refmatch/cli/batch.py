@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from refmatch.cli.common import common
+from refmatch.cli.common import common, progress_bars
 from refmatch.domain.vocabulary import PURPOSES
 
 if TYPE_CHECKING:
@@ -23,19 +23,9 @@ def _bars(enabled: bool) -> Callable[[str, int], Callable[[int], None]] | None:
     """tqdm bars on stderr, counting seekers (or texts while embedding)."""
     if not enabled:
         return None
-    from tqdm import tqdm
-
-    def factory(name: str, total: int) -> Callable[[int], None]:
-        unit = "text" if name.startswith("embedding") else "seeker"
-        bar = tqdm(total=total or None, desc=name, unit=unit, leave=False)
-
-        def advance(n: int) -> None:
-            bar.update(n)
-
-        advance.close = bar.close  # type: ignore[attr-defined]  # the job closes a bar when its stage ends
-        return advance
-
-    return factory
+    return progress_bars(
+        describe=lambda name: name, unit=lambda name: "text" if name.startswith("embedding") else "seeker"
+    )
 
 
 @click.command()

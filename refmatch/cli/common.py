@@ -7,6 +7,7 @@ runs, never when the CLI starts, so ``refmatch --help`` answers at once.
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -57,11 +58,29 @@ def common(func: Callable) -> Callable:
             try:
                 return func(service, **kwargs)
             finally:
+                close_bars()
                 service.close()
         except RefmatchError as exc:
             raise CliError(exc) from None
+        except (sqlite3.Error, OSError) as exc:  # what a write outside a transaction met: one Error line too
+            known = _storage(exc)
+            if known is None:
+                raise
+            raise CliError(known) from None
 
     return wrapper
+
+
+def _storage(exc: sqlite3.Error | OSError) -> RefmatchError | None:
+    """The StorageError a low-level failure means, or None for one that is a bug (and keeps its traceback)."""
+    if isinstance(exc, sqlite3.Error):
+        from refmatch.store.db import storage_error
+
+        return storage_error(exc)
+    from refmatch.domain.errors import StorageError
+
+    where = f" {exc.filename}" if exc.filename else ""
+    return StorageError(f"cannot write or read{where}: {exc.strerror or exc}")
 
 
 def echo_matches(result: Any, empty: str = "check consent, capacity, stage and products") -> None:
@@ -74,15 +93,32 @@ def echo_matches(result: Any, empty: str = "check consent, capacity, stage and p
             click.echo(f"     - {reason}")
 
 
-def progress_bars(enabled: bool = True):
-    """A factory of tqdm bars for embedding progress (stderr; silent when not wanted)."""
+_OPEN_BARS: list[Any] = []  # closed when the command ends, so that an Error line starts a line of its own
+
+
+def progress_bars(
+    enabled: bool = True,
+    *,
+    describe: Callable[[str], str] = lambda name: f"embedding {name}",
+    unit: Callable[[str], str] = lambda _name: "text",
+) -> Callable[[str, int], Callable[[int], None]]:
+    """A factory of tqdm bars on stderr (silent when not wanted): ``factory(name, total)`` gives the
+    function that advances the bar; it also has ``close``, for a caller that ends a stage early."""
     from tqdm import tqdm
 
-    bars = []
-
     def factory(name: str, total: int) -> Callable[[int], None]:
-        bar = tqdm(total=total or None, desc=f"embedding {name}", unit="text", disable=not enabled, leave=False)
-        bars.append(bar)
-        return bar.update
+        bar = tqdm(total=total or None, desc=describe(name), unit=unit(name), disable=not enabled, leave=False)
+        _OPEN_BARS.append(bar)
+
+        def advance(n: int) -> None:
+            bar.update(n)
+
+        advance.close = bar.close  # type: ignore[attr-defined]
+        return advance
 
     return factory
+
+
+def close_bars() -> None:
+    while _OPEN_BARS:
+        _OPEN_BARS.pop().close()

@@ -59,3 +59,14 @@ class Unauthorized(RefmatchError):
     """Not signed in, or the credentials (password, bearer token) are not valid."""
 
     code = "unauthorized"
+
+
+class StorageError(RefmatchError):
+    """The database or a file could not be written or read: read-only, disk full, busy, an I/O error.
+
+    Nothing was changed (a transaction is rolled back whole); the message names the file and
+    the cause, so that an operator can act (free space, fix permissions or the mount, retry).
+    """
+
+    code = "storage_unavailable"
+    exit_code = 1

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from refmatch.domain.errors import InvalidInput, StaleIndex
+from refmatch.domain.errors import InvalidInput, StaleIndex, StorageError
 
 if TYPE_CHECKING:  # FAISS loads only where an index is read or written, not to read a manifest
     from refmatch.index.faiss_index import FaissIndex
@@ -76,46 +76,61 @@ def save_index(index: FaissIndex, directory: Path, name: str, manifest: dict[str
 
     The returned manifest records ``kind``, ``dim``, ``count``, ``sha256``,
     ``faiss_version``, ``numpy_version``, ``saved_at`` and ``index_params``
-    beside the caller's keys (which these override).
+    beside the caller's keys (which these override). A write that fails (a full disk, which
+    FAISS reports as RuntimeError) leaves the files in use as they were: StorageError.
     """
-    import faiss
-
     index_path, manifest_path = index_paths(directory, name)
     directory = index_path.parent
     directory.mkdir(parents=True, exist_ok=True)
     temps: list[Path] = []
     try:
-        tmp_index = _temp_path(directory, index_path.name, temps)
-        faiss.write_index(index.faiss_index, str(tmp_index))
-        _fsync_path(tmp_index)
-        full = dict(manifest)
-        full.update(
-            kind=index.kind,
-            dim=index.dim,
-            count=len(index),
-            sha256=_sha256(tmp_index),
-            index_file=index_path.name,
-            faiss_version=faiss.__version__,
-            numpy_version=np.__version__,
-            saved_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            index_params=index.params(),
-        )
-        tmp_manifest = _temp_path(directory, manifest_path.name, temps)
-        with open(tmp_manifest, "w", encoding="utf-8") as fh:
-            json.dump(full, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_index, index_path)
-        temps.remove(tmp_index)
-        os.replace(tmp_manifest, manifest_path)
-        temps.remove(tmp_manifest)
-        _fsync_dir(directory)
+        _write_files(index, index_path, manifest_path, manifest, temps)
+    except (RuntimeError, OSError) as exc:
+        text = str(exc).strip()
+        cause = text.splitlines()[-1] if text else type(exc).__name__
+        raise StorageError(
+            f"could not write the {name} index in {directory}: {cause}; the index in use is unchanged "
+            "(free some space and build again)"
+        ) from None
     finally:
         for tmp in temps:
             with contextlib.suppress(OSError):
                 tmp.unlink()
     return index_path
+
+
+def _write_files(
+    index: FaissIndex, index_path: Path, manifest_path: Path, manifest: dict[str, Any], temps: list[Path]
+) -> None:
+    import faiss
+
+    directory = index_path.parent
+    tmp_index = _temp_path(directory, index_path.name, temps)
+    faiss.write_index(index.faiss_index, str(tmp_index))
+    _fsync_path(tmp_index)
+    full = dict(manifest)
+    full.update(
+        kind=index.kind,
+        dim=index.dim,
+        count=len(index),
+        sha256=_sha256(tmp_index),
+        index_file=index_path.name,
+        faiss_version=faiss.__version__,
+        numpy_version=np.__version__,
+        saved_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        index_params=index.params(),
+    )
+    tmp_manifest = _temp_path(directory, manifest_path.name, temps)
+    with open(tmp_manifest, "w", encoding="utf-8") as fh:
+        json.dump(full, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp_index, index_path)
+    temps.remove(tmp_index)
+    os.replace(tmp_manifest, manifest_path)
+    temps.remove(tmp_manifest)
+    _fsync_dir(directory)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from refmatch.domain.errors import StorageError
 from refmatch.store import search
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -76,15 +77,47 @@ def transaction(db: sqlite_utils.Database | sqlite3.Connection, *, bump: bool = 
     passes ``bump=False`` so that it does not make the servers reload.
     """
     conn = db.conn if isinstance(db, sqlite_utils.Database) else db
-    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise storage_error(exc, conn) or exc from None
     try:
         yield conn
         if bump:
             conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'data_version'")
         conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
+    except BaseException as exc:
+        if conn.in_transaction:  # SQLite rolls back by itself on some errors (a full disk): do not hide the cause
+            conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError) and (known := storage_error(exc, conn)):
+            raise known from None
         raise
+
+
+# SQLite's error name -> what it means for whoever has to act on it
+_STORAGE = {
+    "SQLITE_READONLY": "is read-only: nothing can be written (check the file's and its folder's permissions, "
+    "and the mount)",
+    "SQLITE_FULL": "could not be written: the disk is full (free some space and try again)",
+    "SQLITE_BUSY": "is busy: another process held its write lock for too long (try again)",
+    "SQLITE_IOERR": "could not be written or read: an I/O error (check the disk)",
+    "SQLITE_CANTOPEN": "could not be opened (check that its folder exists and can be written)",
+}
+
+
+def storage_error(exc: sqlite3.Error, conn: sqlite3.Connection | None = None) -> StorageError | None:
+    """The StorageError an SQLite error means (read-only, disk full, busy, I/O), or None for any other error."""
+    name = (getattr(exc, "sqlite_errorname", "") or "").split("_")[:2]
+    meaning = _STORAGE.get("_".join(name))
+    if meaning is None:
+        return None
+    where = "the database"
+    try:
+        if conn is not None and (row := conn.execute("PRAGMA database_list").fetchone()) and row[2]:
+            where = f"the database {row[2]}"
+    except sqlite3.Error:
+        pass
+    return StorageError(f"{where} {meaning}; nothing was changed ({exc})")
 
 
 def inserted_id(cursor: sqlite3.Cursor) -> int:

@@ -7,12 +7,14 @@ below; a bug is a 500 ``internal_error`` whose body never carries a traceback.
 from __future__ import annotations
 
 import re
+import sqlite3
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from refmatch.domain import errors
+from refmatch.store.db import storage_error
 
 STATUS: dict[str, int] = {
     "invalid_input": 400,
@@ -24,6 +26,7 @@ STATUS: dict[str, int] = {
     "conflict": 409,
     "unprocessable": 422,
     "stale_index": 503,
+    "storage_unavailable": 503,
     "config_error": 500,
 }
 _FIELD = re.compile(r"^([a-z_][a-z0-9_]*): (.+)$", re.S)
@@ -109,6 +112,13 @@ def register(app: Flask) -> None:
                 response.headers["Allow"] = ", ".join(allowed)
             return response
         return _page(status, exc.name or "Error", message)
+
+    @app.errorhandler(sqlite3.Error)
+    def database_error(exc: sqlite3.Error):
+        known = storage_error(exc)  # read-only, disk full, busy: a 503 that says so, not a 500
+        if known is None:
+            return unexpected(exc)
+        return domain_error(known)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -26,7 +26,8 @@ ERRORS = {
     "413": "request body too large",
     "422": "the body is JSON but not an object",
     "500": "internal error (never a traceback)",
-    "503": "no index has been built yet (or it was built with another model): run 'refmatch index build'",
+    "503": "storage_unavailable: the database cannot be written (read-only, disk full, busy) or read; "
+    "stale_index: no index has been built yet (or it was built with another model): run 'refmatch index build'",
 }
 DESCRIPTION = (
     "Authenticate with 'Authorization: Bearer <token>' (refmatch token create) or a signed-in browser "
@@ -90,7 +91,7 @@ spec = SpecTree(
 
 def responses(ok: type | None, *errors: str, status: int = 200, public: bool = False, body: bool = False) -> Response:
     """What an operation answers: ``ok`` with ``status``, and the error envelope for each code that applies."""
-    codes = set(errors) | ({"500"} if public else {"401", "403", "500"})
+    codes = set(errors) | ({"500"} if public else {"401", "403", "500", "503"})
     if body:
         codes |= {"400", "413", "422"}
     declared: dict[str, Any] = {f"HTTP_{code}": (schemas.Error, ERRORS[code]) for code in sorted(codes)}
