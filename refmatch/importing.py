@@ -275,7 +275,7 @@ class _Validator:
         self.source, self.columns = source, columns
         self.by_name = {column.name: column for column in columns}
         self.known_accounts, self.ignore_unknown = known, ignore
-        self.seen: dict[tuple[str, ...], int] = {}
+        self.seen: dict[tuple[str, ...], tuple[int, dict[str, Any]]] = {}
         self.result = ParseResult(kind)
 
     def add(self, row: int, raw: dict[str, Any], problems: Sequence[Problem] = (), readable: bool = True) -> None:
@@ -331,9 +331,14 @@ class _Validator:
         if any(record[name] is None for name in names):
             return []
         values = [record[name] for name in names]
-        key = tuple(v.casefold() if n == "need" else v for n, v in zip(names, values, strict=True))
-        first = self.seen.setdefault(key, row)
-        return [] if first == row else [(column, f"{template.format(*values)} (first seen in row {first})")]
+        # a need is the same need whatever its case and spacing ("SSO  with Azure AD" = "sso with azure ad")
+        key = tuple(" ".join(v.split()).casefold() if n == "need" else v for n, v in zip(names, values, strict=True))
+        first, earlier = self.seen.setdefault(key, (row, record))
+        if first == row:
+            return []
+        differ = [c.name for c in self.columns if c.name not in names and earlier.get(c.name) != record.get(c.name)]
+        how = f"the rows disagree on {', '.join(differ)}" if differ else "the same values again"
+        return [(column, f"{template.format(*values)} (first seen in row {first}; {how})")]
 
 
 # -- readers: yield (row number, raw row, problems found while reading, readable as a row)
@@ -360,8 +365,17 @@ def _check_header(name: str, header: list[str], by_name: dict[str, Column], igno
         )
 
 
+MAX_CELL = 16 * 1024 * 1024  # characters of a CSV cell the reader takes in before refusing the file
+
+
 def _csv_rows(handle: TextIO, name: str, by_name: dict[str, Column], ignore_unknown: bool) -> Raw:
-    reader = csv.reader(handle)
+    # strict: a quote that is never closed is an error at the end of the file, not a cell that swallows every
+    # row after it (which used to be reported as "stage: a value is required" on the row it started in)
+    # a cell beyond csv's default 128 kB limit is read whole, so that the column's own check names it
+    # ("column 'name': too long"); the limit (process-wide in the csv module) only guards memory
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_CELL))
+    reader = csv.reader(handle, strict=True)
+    line = 0
     try:
         header = [title.strip() for title in next(reader)]
         _check_header(name, header, by_name, ignore_unknown)
@@ -378,7 +392,17 @@ def _csv_rows(handle: TextIO, name: str, by_name: dict[str, Column], ignore_unkn
     except StopIteration:
         raise InvalidInput(f"{name}: file is empty (expected a header row)", details=[{"file": name}]) from None
     except csv.Error as exc:
-        raise InvalidInput(f"{name} line {reader.line_num}: unreadable CSV: {exc}", details=[{"file": name}]) from None
+        start = line + 1  # the line the record being read began on
+        if "unexpected end of data" in str(exc):
+            message = (
+                f'{name} line {start}: a quoted cell that starts on this line is never closed (an unmatched " '
+                f"runs to the end of the file, line {reader.line_num})"
+            )
+        elif "field larger than field limit" in str(exc):
+            message = f"{name} line {start}: a cell is over {csv.field_size_limit():,} characters (max {MAX_TEXT:,})"
+        else:
+            message = f"{name} line {reader.line_num}: unreadable CSV: {exc}"
+        raise InvalidInput(message, details=[{"file": name, "row": start}]) from None
 
 
 class _DuplicateKey(ValueError):

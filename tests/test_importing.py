@@ -488,27 +488,40 @@ def test_met_on_is_fine_with_met_and_not_checked_when_status_is_bad(tmp_path: Pa
 @pytest.mark.parametrize(
     ("kind", "first", "later", "column", "message"),
     [
-        ("accounts", ACCOUNT, {**ACCOUNT, "name": "Other"}, "external_id", "duplicate external_id 'A1'"),
+        (
+            "accounts",
+            ACCOUNT,
+            {**ACCOUNT, "name": "Other"},
+            "external_id",
+            "duplicate external_id 'A1' (first seen in row 2; the rows disagree on name)",
+        ),
         (
             "advocates",
             ADVOCATE,
             {**ADVOCATE, "consent": "no"},
             "account_external_id",
-            "duplicate advocate for account 'A1'",
+            "duplicate advocate for account 'A1' (first seen in row 2; the rows disagree on consent)",
         ),
         (
             "needs",
             NEED,
-            {**NEED, "need": " sso WITH azure ad ", "status": "met"},
+            {**NEED, "need": " sso  WITH azure ad ", "status": "met"},
             "need",
-            "duplicate need for account 'A1'",
+            "duplicate need for account 'A1' (first seen in row 2; the rows disagree on status)",
         ),
         (
             "signals",
             SIGNAL,
             {**SIGNAL, "value": "10"},
             None,
-            "duplicate 'health' signal on 2024-05-01 for account 'A1'",
+            "duplicate 'health' signal on 2024-05-01 for account 'A1' (first seen in row 2; the rows disagree on value)",
+        ),
+        (
+            "accounts",
+            ACCOUNT,
+            dict(ACCOUNT),
+            "external_id",
+            "duplicate external_id 'A1' (first seen in row 2; the same values again)",
         ),
     ],
 )
@@ -517,7 +530,7 @@ def test_duplicate_keys_name_the_first_row(
 ) -> None:
     other = {**first, "account_external_id": "B1"} if kind != "accounts" else {**first, "external_id": "B1"}
     result = parse_file(write_csv(tmp_path / f"{kind}.csv", [first, other, later]), kind)
-    assert errors_of(result) == [(4, column, f"{message} (first seen in row 2)")]
+    assert errors_of(result) == [(4, column, message)]
     assert [r["_row"] for r in result.records] == [2, 3]
 
 
@@ -665,11 +678,34 @@ def test_csv_row_with_too_many_cells(tmp_path: Path) -> None:
     assert errors_of(parse_file(path, "accounts")) == [(2, None, "row has 4 cells but the header has 3")]
 
 
-def test_unreadable_csv_names_the_line(tmp_path: Path) -> None:
+def test_a_huge_csv_cell_names_its_row_and_column(tmp_path: Path) -> None:
     path = tmp_path / "a.csv"
-    path.write_text('external_id,name,stage\nA1,Acme,value\nA2,"' + "x" * 200_000 + '",value\n', encoding="utf-8")
-    with pytest.raises(InvalidInput, match=r"a\.csv line 3: unreadable CSV: field larger than field limit"):
+    path.write_text(
+        'external_id,name,stage,profile\nA1,Acme,value,\nA2,Beta,value,"' + "x" * 200_000 + '"\n', encoding="utf-8"
+    )
+    assert errors_of(parse_file(path, "accounts")) == [(3, "profile", "too long: 200,000 characters (max 10,000)")]
+
+
+def test_unreadable_csv_names_the_line(tmp_path: Path) -> None:
+    from refmatch.importing import MAX_CELL
+
+    path = tmp_path / "a.csv"
+    path.write_text(
+        'external_id,name,stage\nA1,Acme,value\nA2,"' + "x" * (MAX_CELL + 1) + '",value\n', encoding="utf-8"
+    )
+    with pytest.raises(InvalidInput, match=r"a\.csv line 3: a cell is over 16,777,216 characters"):
         parse_file(path, "accounts")
+
+
+def test_an_unterminated_quote_names_the_line_it_opens_on(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text('external_id,name,stage\nA1,"Acme,value\nA2,Beta,value\nA3,Gamma,value\n', encoding="utf-8")
+    with pytest.raises(InvalidInput) as caught:
+        parse_file(path, "accounts")
+    assert caught.value.message.endswith(
+        'a.csv line 2: a quoted cell that starts on this line is never closed (an unmatched " runs to the end '
+        "of the file, line 4)"
+    )
 
 
 def test_jsonl_line_problems(tmp_path: Path) -> None:
@@ -739,7 +775,8 @@ def test_write_rejects_csv(tmp_path: Path) -> None:
         "external_id,name,stage,employees,health,row,errors",
         "A2,Acme,adoption,x,200,3,\"column 'employees': must be an integer >= 0, got 'x'; "
         "column 'health': must be a number between 0 and 100, got '200'\"",
-        "A1,Again,adoption,,,4,column 'external_id': duplicate external_id 'A1' (first seen in row 2)",
+        "A1,Again,adoption,,,4,column 'external_id': duplicate external_id 'A1' (first seen in row 2; "
+        "the rows disagree on name)",
     ]
 
 
@@ -777,7 +814,11 @@ def test_ten_thousand_rows(tmp_path: Path) -> None:
     rows += [{**ACCOUNT, "external_id": "A5"}, {**ACCOUNT, "external_id": "B", "health": "x"}]
     result = parse_file(write_csv(tmp_path / "big.csv", rows), "accounts")
     assert len(result.records) == 10_000 and result.rows_read == 10_002
-    assert errors_of(result)[0] == (10_002, "external_id", "duplicate external_id 'A5' (first seen in row 7)")
+    assert errors_of(result)[0] == (
+        10_002,
+        "external_id",
+        "duplicate external_id 'A5' (first seen in row 7; the rows disagree on employees, products, profile)",
+    )
     assert len(result.errors) == 2
 
 
