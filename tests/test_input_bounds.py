@@ -161,3 +161,25 @@ def test_jsonl_rows_too_deep_too_long_or_not_unicode_are_named_errors(tmp_path):
     assert "row 3, column 'name': not valid Unicode: a lone surrogate (\\ud800) at character 5" in out.output
     assert "row 4, column 'name': too long: 1,000,000 characters (max 200)" in out.output
     assert "row 5, column 'extra': nested deeper than 32 levels" in out.output
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PUT", "DELETE", "PATCH", "POST"])
+def test_a_method_a_route_does_not_take_is_405_signed_in_or_not(app, tokens, method):
+    from flask.testing import FlaskClient  # not the validating client: these are not in the document on purpose
+
+    anonymous = FlaskClient(app)
+    for url, headers in (("/healthz", {}), ("/readyz", {}), ("/api/v1/accounts/P1/matches", tokens["sales"])):
+        response = anonymous.open(url, method=method, headers=headers)
+        assert response.status_code == 405, (url, method, response.status_code)
+        assert response.get_json()["error"]["code"] == "method_not_allowed"
+        assert "GET" in response.headers["Allow"]
+
+
+def test_empty_query_values_are_what_the_document_says(client, tokens):
+    """An empty integer or enum is refused (the document types it), an empty search is no search."""
+    headers = tokens["admin"]
+    for url, field in (("/api/v1/accounts?offset=", "offset"), ("/api/v1/needs?status=", "status"),
+                       ("/api/v1/accounts/P1/matches?k=", "k"), ("/api/v1/advocates?consent=", "consent")):  # fmt: skip
+        assert envelope(client.get(url, headers=headers), 400)["details"][0]["field"] == field
+    everything = client.get("/api/v1/accounts", headers=headers).get_json()["total"]
+    assert client.get("/api/v1/accounts?q=&industry=", headers=headers).get_json()["total"] == everything

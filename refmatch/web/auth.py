@@ -126,6 +126,8 @@ def _identify() -> None:
 def _gate() -> Any:
     if request.endpoint in PUBLIC or g.user is not None:
         return None
+    if request.routing_exception is not None:  # no such route, or not with this method: 404 / 405 say so
+        return None
     if request.path.startswith("/api"):
         raise Unauthorized("sign in or send 'Authorization: Bearer <token>'")
     if request.method in SAFE_METHODS:
@@ -136,6 +138,8 @@ def _gate() -> Any:
 
 def _check_csrf() -> None:
     if request.method in SAFE_METHODS or g.get("auth") == "token" or request.endpoint in ("ops.healthz", "ops.readyz"):
+        return
+    if request.routing_exception is not None:  # nothing will run: the 404 / 405 follows
         return
     expected = session.get("csrf")
     sent = request.headers.get(CSRF_HEADER)
