@@ -5,7 +5,7 @@ PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo test lint typecheck backtest clean
+.PHONY: install demo test fuzz lint typecheck backtest clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,6 +24,9 @@ demo: install  ## load the demo data, build the indexes, serve the UI on http://
 
 test: install  ## the test suite (what CI runs)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+fuzz: install  ## schemathesis against the OpenAPI document, every operation and role (what CI runs too)
+	HF_HUB_OFFLINE=1 $(PY) scripts/fuzz_api.py
 
 backtest: install  ## replay RavenStack churn history through the risk rules and the fitted model
 	$(PY) scripts/backtest_risk.py
