@@ -170,6 +170,10 @@ def test_an_idle_session_ends_and_use_keeps_it_alive(app, client, clock):
     assert signed_in(replay(app, copied))
     clock.advance(minutes=121)
     assert not signed_in(client) and not signed_in(replay(app, copied))
+    login_page = client.get("/accounts", follow_redirects=True).get_data(as_text=True)
+    assert "Your session has ended: sign in again." not in login_page  # said once, on the request that found it
+    ended = replay(app, copied).get("/accounts", follow_redirects=True).get_data(as_text=True)
+    assert "Your session has ended: sign in again." in ended
 
 
 def test_a_session_ends_at_its_lifetime_however_busy(app, client, clock):

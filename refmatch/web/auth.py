@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, g, redirect, request, session, url_for
+from flask import Flask, current_app, flash, g, redirect, request, session, url_for
 
 from refmatch.app import users
 from refmatch.domain.errors import Forbidden, Unauthorized
@@ -79,6 +79,7 @@ def _session_user(settings: Any) -> users.User | None:
             user = users.session_user(_service(), user_id, epoch)
     if user is None:
         session.clear()
+        g.session_ended = True  # the sign-in page says why
     elif now - values[3] >= SEEN_EVERY:  # refresh the idle clock (it rewrites the cookie: not on every request)
         session["seen"] = now
     return user
@@ -132,6 +133,8 @@ def _gate() -> Any:
         raise Unauthorized("sign in or send 'Authorization: Bearer <token>'")
     if request.method in SAFE_METHODS:
         target = request.full_path if request.query_string else request.path
+        if g.get("session_ended"):
+            flash("Your session has ended: sign in again.")
         return redirect(url_for("ui.login", next=target))
     raise Unauthorized("sign in first")
 
