@@ -514,7 +514,8 @@ def test_met_on_is_fine_with_met_and_not_checked_when_status_is_bad(tmp_path: Pa
             SIGNAL,
             {**SIGNAL, "value": "10"},
             None,
-            "duplicate 'health' signal on 2024-05-01 for account 'A1' (first seen in row 2; the rows disagree on value)",
+            "duplicate 'health' signal on 2024-05-01 for account 'A1' "
+            "(first seen in row 2; the rows disagree on value)",
         ),
         (
             "accounts",
