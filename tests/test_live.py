@@ -86,3 +86,47 @@ def test_cli_match_answers_from_the_snapshot_and_says_so_or_refuses_with_strict(
     assert strict.exit_code == 2
     assert "Error: the indexes are behind the database (profiles: 1 new or changed" in strict.stderr
     assert run("index", "status").exit_code == 1  # status still says exactly what is stale
+
+
+def test_a_server_loads_replaced_index_files_in_the_background(world, tmp_path, monkeypatch):
+    """No request waits for a reload: the held snapshot serves until the loader thread has the new one ready
+    (indexes, lags, the catalog lagged for them and the advocate vectors), and the next request takes it."""
+    import threading
+    import time
+
+    from refmatch.web.state import SharedService
+
+    server = SharedService(world.settings, encoder=FakeEncoder())
+    assert "B1" not in names(server.match_account("P1", k=10))
+    world.import_file("accounts", write_csv(tmp_path / "b.csv", [account("B1")]))
+    world.import_file(
+        "needs", write_csv(tmp_path / "bn.csv", [{"account_external_id": "B1", "need": WAREHOUSE, "status": "met"}])
+    )
+    world.import_file("advocates", write_csv(tmp_path / "bv.csv", [advocate("B1")]))
+    loading = threading.Event()  # holds the loader back until the request has been answered
+    real = server._load_files
+
+    def slow_load():
+        if threading.current_thread() is not threading.main_thread():
+            loading.wait(30)
+        return real()
+
+    monkeypatch.setattr(server, "_load_files", slow_load)
+    assert "B1" not in names(server.match_account("P1", k=10))  # its text waits; held snapshot loaded
+    builder = Service(world.settings, encoder=FakeEncoder())  # the indexer: another process
+    builder.build_indexes()
+    builder.close()
+
+    # the files were replaced: this request is answered from the held snapshot, not after a reload
+    assert "B1" not in names(server.match_account("P1", k=10))
+    world.import_file("advocates", write_csv(tmp_path / "w.csv", [advocate("A1", consent="false")]))
+    assert "A1" not in names(server.match_account("P1", k=10))  # eligibility still applies at once
+    loading.set()
+    deadline = time.monotonic() + 30
+    while server._prepared is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server._prepared is not None and not isinstance(server._prepared, Exception), server._prepared
+    found = names(server.match_account("P1", k=10))
+    assert "B1" in found and "A1" not in found  # the new snapshot, with today's eligibility
+    assert server.index_lag()["profiles"].pending == 0
+    server.close()

@@ -66,6 +66,18 @@ class ImportReport:
         return text
 
 
+@dataclass
+class LoadedFiles:
+    """Index files loaded at one moment: the indexes, {name: (files stamp, manifest)}, their lags at
+    text version ``texts``, and (from a background load) the lagged catalog and advocate vectors."""
+
+    indexes: Indexes
+    files: dict[str, tuple[tuple, dict]]
+    lags: dict[str, Lag]
+    texts: int | None
+    prepared: tuple[Catalog, Catalog, AdvocateVectors | None] | None = None
+
+
 class Service:
     def __init__(self, settings: Settings, encoder: Encoder | None = None):
         self.settings = settings
@@ -271,23 +283,55 @@ class Service:
         only when an indexed text changed (the text version); most writes (a request approved,
         a risk score) leave every text alone, and then this costs two stats and a lookup, not a
         reload of hundreds of megabytes. Files replaced by a build (here or in another process)
-        are loaded, all of them at once.
+        are loaded, all of them at once: here at once, in a server in the background
+        (``_replaced_files``), the held snapshot serving meanwhile.
         """
-        path, model = self.settings.index_path, self.model_name
+        path = self.settings.index_path
         held, texts = self._indexes, text_version(self.conn)
-        if held is not None and all(files_stamp(path, n) == self._index_files[n][0] for n in INDEX_NAMES):
-            lags = held[3]
-            if texts is None or texts != self._lag_texts:
-                lags = {n: lag_of(self.conn, n, self._index_files[n][1]) for n in INDEX_NAMES}
-                self._lag_texts = texts
-            return held[1], held[2], lags
+        if held is not None and any(files_stamp(path, n) != self._index_files[n][0] for n in INDEX_NAMES):
+            fresh = self._replaced_files()
+            if fresh is not None:
+                return self._adopt(fresh, texts)
+        if held is None:
+            return self._adopt(self._load_files(), texts)
+        lags = held[3]
+        if texts is None or texts != self._lag_texts:
+            lags = {n: lag_of(self.conn, n, self._index_files[n][1]) for n in INDEX_NAMES}
+            self._lag_texts = texts
+        return held[1], held[2], lags
+
+    def _load_files(self) -> LoadedFiles:
+        """Every index file as it is now (memory-mapped: workers share the pages) and its lag."""
+        path, model, conn = self.settings.index_path, self.model_name, self.conn
+        texts = text_version(conn)  # before the reads: a text changed meanwhile makes the next call recompute
         loaded, files, lags = {}, {}, {}
         for n in INDEX_NAMES:
             stamp = files_stamp(path, n)  # before the read: a save in between makes it differ next time
-            loaded[n], manifest, lags[n] = load_snapshot(self.conn, path, n, model, mmap=True)  # shared pages
+            loaded[n], manifest, lags[n] = load_snapshot(conn, path, n, model, mmap=True)
             files[n] = (stamp, manifest)
-        self._index_files, self._lag_texts = files, texts
-        return Indexes(loaded["profiles"], loaded["needs"]), files["profiles"][1], lags
+        return LoadedFiles(Indexes(loaded["profiles"], loaded["needs"]), files, lags, texts)
+
+    def _replaced_files(self) -> LoadedFiles | None:
+        """The index files a build replaced since they were loaded, loaded now; None keeps the held ones.
+
+        A one-shot Service loads them at once. A server's (``SharedService``) loads them in a
+        background thread and keeps serving the held snapshot until they are ready, so that no
+        request waits for a reload: the held files stay mapped (a replaced file lives on until
+        unmapped), and their lag is still right, as nothing is proposed that they lack.
+        """
+        return self._load_files()
+
+    def _adopt(self, fresh: LoadedFiles, texts: int | None) -> tuple[Indexes, dict, dict[str, Lag]]:
+        self._index_files, self._lag_texts = fresh.files, fresh.texts
+        lags = fresh.lags
+        if texts is None or texts != fresh.texts:
+            lags = {n: lag_of(self.conn, n, fresh.files[n][1]) for n in INDEX_NAMES}
+            self._lag_texts = texts
+        elif fresh.prepared is not None:  # what the background load also made for these lags
+            catalog, lagged, store = fresh.prepared
+            self._lagged = (catalog, lags, lagged)
+            self._advocates = (catalog.base, fresh.indexes, store)
+        return fresh.indexes, fresh.files["profiles"][1], lags
 
     # -- matching ---------------------------------------------------------
     def _rules(self, purpose: str, reference_type: str | None, product: str | None) -> Rules:
@@ -426,12 +470,15 @@ class Service:
         held = self._advocates
         if held is not None and held[0] is catalog.base and held[1] is indexes:  # slot counts do not matter
             return held[2]
-        store = None
-        min_health = self.settings.min_health
-        if vectors_needed(catalog, min_health) <= self.settings.advocate_vectors_max:
-            store = build_advocate_vectors(catalog, indexes.profiles, indexes.needs, min_health=min_health)
+        store = self._vectors_for(catalog, indexes)
         self._advocates = (catalog.base, indexes, store)  # a racing thread builds its own: no lock needed
         return store
+
+    def _vectors_for(self, catalog: Catalog, indexes: Indexes) -> AdvocateVectors | None:
+        min_health = self.settings.min_health
+        if vectors_needed(catalog, min_health) > self.settings.advocate_vectors_max:
+            return None
+        return build_advocate_vectors(catalog, indexes.profiles, indexes.needs, min_health=min_health)
 
     def _match(self, catalog, indexes, manifest, seeker, rules, k) -> MatchResult:
         store = self.advocate_vectors(catalog, indexes)

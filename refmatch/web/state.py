@@ -20,11 +20,13 @@ from typing import Any
 import sqlite_utils
 
 from refmatch.app.runtime import set_search_threads_here
-from refmatch.app.service import Service
+from refmatch.app.service import LoadedFiles, Service
 from refmatch.config import Settings
 from refmatch.domain import clock
 from refmatch.domain.errors import RefmatchError
 from refmatch.embed.base import Encoder
+from refmatch.index.sync import INDEX_NAMES, files_stamp
+from refmatch.match.catalog import with_unindexed
 from refmatch.store import data_version, open_db
 
 
@@ -48,6 +50,11 @@ class SharedService(Service):
         self._all_dbs: list[sqlite_utils.Database] = []
         self._load_lock = threading.RLock()
         self.model_warm = False
+        # index files replaced by a build are loaded by a thread of this process, not by a request
+        self._files_changed = threading.Event()
+        self._prepared: LoadedFiles | Exception | None = None
+        self._loader: threading.Thread | None = None
+        self._closed = False
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -61,6 +68,8 @@ class SharedService(Service):
         return db
 
     def close(self) -> None:
+        self._closed = True
+        self._files_changed.set()  # wakes the loader, which then ends
         with self._load_lock:
             for db in self._all_dbs:
                 db.conn.close()
@@ -70,6 +79,40 @@ class SharedService(Service):
     def _loaded(self):  # noqa: ANN202 - the base class's tuple
         with self._load_lock:
             return super()._loaded()
+
+    def _replaced_files(self) -> LoadedFiles | None:
+        """Index files a build replaced: the background load of them once it is ready, else None (the held
+        snapshot keeps serving) after asking the loader thread for one."""
+        ready = self._prepared
+        if isinstance(ready, LoadedFiles):
+            self._prepared = None
+            if not any(files_stamp(self.settings.index_path, n) != ready.files[n][0] for n in INDEX_NAMES):
+                return ready
+        elif isinstance(ready, Exception):  # it failed: load here, so that the caller gets the error
+            self._prepared = None
+            return super()._replaced_files()
+        if self._loader is None or not self._loader.is_alive():
+            self._loader = threading.Thread(target=self._load_in_background, name="refmatch-index-loader", daemon=True)
+            self._loader.start()
+        self._files_changed.set()
+        return None
+
+    def _load_in_background(self) -> None:
+        """Load replaced index files, their lags, the catalog lagged for them and the advocate vectors for the
+        pair, on this thread's own connection, and leave them for the next request to take (``_replaced_files``)."""
+        while True:
+            self._files_changed.wait()
+            self._files_changed.clear()
+            if self._closed:
+                return
+            try:
+                fresh = self._load_files()
+                catalog = self.catalog()
+                lagged = with_unindexed(catalog, fresh.lags["profiles"].unindexed, fresh.lags["needs"].unindexed)
+                fresh.prepared = (catalog, lagged, self._vectors_for(lagged, fresh.indexes))
+                self._prepared = fresh
+            except Exception as exc:  # noqa: BLE001 - handed to the next request, which loads and reports it
+                self._prepared = exc
 
     def catalog(self, today=None):  # noqa: ANN001, ANN201 - the base class's signature
         with self._load_lock:
