@@ -14,7 +14,7 @@ from refmatch.embed.fake import FakeEncoder
 from refmatch.store import data_version
 from refmatch.web import create_app
 from tests import web_support
-from tests.web_support import PASSWORD, make_app, page_csrf
+from tests.web_support import PASSWORD, Clock, fake_clock, make_app, page_csrf
 
 # the shared fixtures: pytest finds them as attributes of this module
 app = web_support.app
@@ -26,22 +26,9 @@ BLOCKED = "Too many failed sign-ins for this username or from this address: try 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(users, "utcnow", fake)
-    return fake
+    return fake_clock(monkeypatch, T0)
 
 
 @pytest.fixture

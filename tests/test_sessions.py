@@ -18,7 +18,7 @@ from refmatch.config import load_settings
 from refmatch.domain.errors import Forbidden, NotFound
 from refmatch.embed.fake import FakeEncoder
 from tests import web_support
-from tests.web_support import PASSWORD, bearer, login, page_csrf, post_form
+from tests.web_support import PASSWORD, Clock, bearer, fake_clock, login, page_csrf, post_form
 
 app = web_support.app
 cheap_hashes = web_support.cheap_hashes
@@ -28,22 +28,9 @@ COOKIE = "refmatch_session"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(users, "utcnow", fake)
-    return fake
+    return fake_clock(monkeypatch, T0)
 
 
 def cookie_of(client) -> str:

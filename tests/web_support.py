@@ -4,6 +4,7 @@ and a test client that validates every API response against the served OpenAPI d
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -160,3 +161,22 @@ def bearer(app: Flask, username: str) -> dict[str, str]:
 def tokens(app) -> dict[str, dict[str, str]]:
     """Authorization headers for one user of each role, by username."""
     return {username: bearer(app, username) for username in ROLE_USERS}
+
+
+class Clock:
+    """The sign-in and session clock (``users.utcnow``), moved by hand."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def fake_clock(monkeypatch, start: datetime) -> Clock:
+    fake = Clock(start)
+    monkeypatch.setattr(users, "utcnow", fake)
+    return fake
