@@ -17,7 +17,10 @@ last new account is proposable.
 Prints JSON lines: each phase's requests, statuses, p50/p99 (and the ratio of the
 import's p99 to the quiet one; the target is at most 2x and no non-2xx), the import's
 seconds, the seconds from the import's start until nothing was pending, and the server's
-peak RSS and PSS (workers and indexer added up). Clients, server and indexer share this
+peak RSS and PSS (workers and indexer added up). Each load phase also says where the CPU
+went (``cpu``): seconds of CPU per second that the workers and the indexer ran and that
+they waited runnable in the run queue (Linux schedstat), which shows when background
+work takes the workers' time, and the CPU the importer used. Clients, server and indexer share this
 machine's cores: read the figures as a floor.
 """
 
@@ -28,6 +31,7 @@ import csv
 import http.client
 import json
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -92,6 +96,79 @@ def pending_texts(port: int) -> int | None:
         return None
 
 
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """Seconds a process's threads ran and waited runnable in the run queue (0, 0 when unreadable)."""
+    ran = waited = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            fields = (task / "schedstat").read_text().split()
+            ran, waited = ran + int(fields[0]), waited + int(fields[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return ran / 1e9, waited / 1e9
+
+
+def _roles(server_pid: int) -> dict[int, str]:
+    """worker or indexer, for the server's children."""
+    roles = {}
+    for pid in family(server_pid)[1:]:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        roles[pid] = "indexer" if b"watch" in argv else "worker"
+    return roles
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this script's finished children: the ``refmatch import`` runs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuShare:
+    """Sampled every second during a load phase: run and run-queue seconds per second, by role."""
+
+    def __init__(self, server_pid: int):
+        self.server_pid, self.stop = server_pid, threading.Event()
+        self.last: dict[int, tuple[str, float, float]] = {}
+        self.totals: dict[str, list[float]] = {}
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> CpuShare:
+        self.started, self.children = time.perf_counter(), _children_cpu()
+        self._sample()
+        self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        first = not self.last
+        for pid, role in _roles(self.server_pid).items():
+            ran, waited = _cpu_seconds(pid)
+            # a process that started during the phase counts from its start
+            _, ran0, waited0 = self.last.get(pid, (role, ran, waited) if first else (role, 0.0, 0.0))
+            total = self.totals.setdefault(role, [0.0, 0.0])
+            total[0] += ran - ran0
+            total[1] += waited - waited0
+            self.last[pid] = (role, ran, waited)
+
+    def _run(self) -> None:
+        while not self.stop.wait(1.0):
+            self._sample()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self._sample()
+        seconds = time.perf_counter() - self.started
+        self.figures = {
+            f"{role}s_{what}": round(t[i] / seconds, 2)
+            for role, t in sorted(self.totals.items())
+            for i, what in enumerate(("ran", "waited"))
+        }
+        self.figures["importer_ran"] = round((_children_cpu() - self.children) / seconds, 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--accounts", type=int, default=20000, help="new accounts imported under load")
@@ -133,8 +210,10 @@ def main() -> None:
         )  # fmt: skip
         try:
             wait_ready(port, server, folder, args.workers)
-            quiet = run_load(port, token, "matches", seekers, args.clients, args.quiet, args.seed)
-            print(json.dumps({"phase": "quiet", "clients": args.clients, "workers": args.workers, **quiet}), flush=True)
+            with CpuShare(server.pid) as cpu:
+                quiet = run_load(port, token, "matches", seekers, args.clients, args.quiet, args.seed)
+            print(json.dumps({"phase": "quiet", "clients": args.clients, "workers": args.workers, **quiet,
+                              "cpu": cpu.figures}), flush=True)  # fmt: skip
 
             started = time.perf_counter()
             imported: dict[str, float] = {}
@@ -147,10 +226,11 @@ def main() -> None:
 
             importer = threading.Thread(target=do_import)
             importer.start()
-            busy = run_load(port, token, "matches", seekers, args.clients, args.duration, args.seed + 1)
+            with CpuShare(server.pid) as cpu:
+                busy = run_load(port, token, "matches", seekers, args.clients, args.duration, args.seed + 1)
             ratio = round(busy["p99_ms"] / quiet["p99_ms"], 2) if busy["p99_ms"] and quiet["p99_ms"] else None
             print(json.dumps({"phase": "import", "accounts": args.accounts, "indexer": not args.no_indexer,
-                              "p99_vs_quiet": ratio, **busy}), flush=True)  # fmt: skip
+                              "p99_vs_quiet": ratio, **busy, "cpu": cpu.figures}), flush=True)  # fmt: skip
             importer.join()
             waited = time.perf_counter()
             while not args.no_indexer and time.perf_counter() - waited < args.max_wait:

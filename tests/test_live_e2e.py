@@ -91,6 +91,10 @@ def test_import_under_a_running_server_then_background_indexing_and_a_killed_ind
         server_pid = int(next(p for p in os.listdir("/proc") if p.isdigit() and _serves(p, base)))
         assert matches(base, token, "IE-ARAMEX")[0] == TWIN
         first_indexer = wait_for(lambda: indexer_pids(server_pid), 30, "the indexer process")[0]
+        # below the workers: idle class, in the server's session (one CPU share with it), its own process group
+        wait_for(lambda: os.sched_getscheduler(first_indexer) == os.SCHED_IDLE, 30, "the indexer's idle class")
+        assert os.getsid(first_indexer) == os.getsid(server_pid)
+        assert os.getpgid(first_indexer) != os.getpgid(server_pid)
 
         # a new prospect, imported while the server runs: matches at once, its text embedded on the spot
         columns, aramex = rows_of("accounts", "external_id", "IE-ARAMEX")

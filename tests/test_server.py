@@ -120,3 +120,20 @@ def test_only_the_server_process_stops_its_indexer():
     indexer.owner = os.getpid()
     indexer.stop()
     assert indexer.proc.terminated and indexer.stopping.is_set()
+
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="the kernel groups no tasks by session")
+def test_an_idle_indexer_leading_its_own_session_lowers_its_session_group_too():
+    code = (
+        "import os; from refmatch.app.runtime import run_below; done = run_below(0, idle=True); "
+        "print(done, os.sched_getscheduler(0) == os.SCHED_IDLE, open('/proc/self/autogroup').read().split()[-1])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, start_new_session=True
+    ).stdout.split()
+    assert out[-2:] == ["True", "19"]
+    assert "autogroup nice 19" in " ".join(out)
+    # in a shared session (a shell, or a server's indexer) the group is the session's and is left alone
+    code = "from refmatch.app.runtime import run_below; print(run_below(3, idle=True))"
+    out2 = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "nice 3" in out2 and "SCHED_IDLE" in out2 and "autogroup" not in out2

@@ -60,3 +60,33 @@ def set_search_threads_here() -> None:
     from refmatch.index.threads import set_search_threads
 
     set_search_threads(1)
+
+
+def run_below(nice: int = 0, idle: bool = False) -> list[str]:
+    """Lower this process's CPU priority for background work; what was done, in words.
+
+    ``nice``: by N. ``idle``: Linux's SCHED_IDLE class, CPU time no other task wants
+    (threads started afterwards, torch's and the tokenizer's, inherit it). A process that
+    leads a session of its own (``setsid``, a service manager) also has a scheduling
+    group of its own where the kernel groups tasks by session (autogroup): the group's
+    share is set apart from every task's class, so SCHED_IDLE alone would still take half
+    of a busy machine. Its group is lowered to nice 19 as well. (``refmatch serve``
+    therefore starts its indexer in its own process group, not its own session:
+    measured by ``scripts/bench_live_update.py``, a SCHED_IDLE indexer in a session of
+    its own took 0.57 of a core from two busy workers.)
+    """
+    done = []
+    if nice:
+        os.nice(nice)
+        done.append(f"nice {nice}")
+    if idle and hasattr(os, "SCHED_IDLE"):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        done.append("SCHED_IDLE")
+        if os.getsid(0) == os.getpid():
+            try:
+                with open("/proc/self/autogroup", "w") as f:
+                    f.write("19")
+                done.append("autogroup nice 19")
+            except OSError:  # no autogroup in this kernel, or not allowed
+                pass
+    return done

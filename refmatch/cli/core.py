@@ -115,23 +115,19 @@ def index_watch(service: Service, batch: int, interval: float, nice: int, idle: 
     yourself beside a server started with --no-indexer. Each saved round is served at once.
     Killed at any point, it loses at most the round in progress.
     """
-    import os
     import signal
 
     from refmatch.app.indexer import watch
+    from refmatch.app.runtime import limit_threads, run_below, set_env_threads
 
-    if nice:
-        os.nice(nice)
-    if idle and hasattr(os, "SCHED_IDLE"):  # threads started from here on (torch, tokenizers) inherit it
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    lowered = run_below(nice, idle)  # before the model loads: its threads inherit the class
     if threads:
-        from refmatch.app.runtime import limit_threads, set_env_threads
-
         set_env_threads(threads)  # for the libraries that load later (torch, with the model)
         limit_threads(threads)
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
-    click.echo(f"indexer watching {service.settings.db_path} (batches of {batch})", err=True)
+    below = f", {' and '.join(lowered)}" if lowered else ""
+    click.echo(f"indexer watching {service.settings.db_path} (batches of {batch}{below})", err=True)
     try:
         watch(
             service, batch=batch, interval=interval, stop=lambda: bool(stopping), log=lambda s: click.echo(s, err=True)

@@ -106,8 +106,9 @@ class Indexer:
     """``refmatch index watch`` in a process of its own beside the server, started again whenever it ends.
 
     A separate process, not a thread of a worker: embedding takes seconds of CPU per batch and
-    its own copy of the model, and a worker must stay free to answer. It runs in a session of
-    its own, so a Ctrl-C meant for the server does not kill it before the server stops it.
+    its own copy of the model, and a worker must stay free to answer. It runs in a process group of
+    its own, so a Ctrl-C meant for the server does not kill it before the server stops it; not in a
+    session of its own, which would give it a CPU share of its own (see ``runtime.run_below``).
     """
 
     def __init__(self, settings: Settings, log: Callable[[str], None], restart_after: float = 2.0):
@@ -132,7 +133,7 @@ class Indexer:
             # core when they are quiet; elsewhere nice 10 and one thread
             limits = ["--idle"] if hasattr(os, "SCHED_IDLE") else ["--nice", "10", "--threads", "1"]
             command = [sys.executable, "-m", "refmatch", "index", "watch", *limits]
-            self.proc = subprocess.Popen(command, env=env, start_new_session=True)
+            self.proc = subprocess.Popen(command, env=env, process_group=0)
             code = self.proc.wait()
             if self.stopping.is_set():
                 return
