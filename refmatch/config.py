@@ -134,6 +134,36 @@ REGISTRY: tuple[Setting, ...] = (
         "--workers, so that the workers together do not oversubscribe the CPU.",
         int,
     ),
+    Setting(
+        "request_turnaround_hours",
+        72,
+        "A reference request is due this many hours after it is made; later, it is overdue (the dashboard, "
+        "'refmatch requests --overdue', and one notice to reference managers).",
+        int,
+    ),
+    Setting("public_url", "http://127.0.0.1:8000", "The web app's address as people reach it: links in notifications."),
+    Setting("smtp_host", "", "SMTP server for e-mail notifications; empty: no e-mail is sent."),
+    Setting("smtp_port", 587, "SMTP port.", int),
+    Setting("smtp_security", "starttls", "starttls, ssl (implicit TLS, usually port 465) or none."),
+    Setting("smtp_username", "", "SMTP user name; empty: no login."),
+    Setting("smtp_password", "", "SMTP password."),
+    Setting("smtp_from", "refmatch@localhost", "The From address of notification e-mails."),
+    Setting(
+        "webhook_url",
+        "",
+        "Every notification event is POSTed here as JSON, signed as Standard Webhooks says; empty: none.",
+    ),
+    Setting("webhook_secret", "", "The webhook signing secret (whsec_ and base64), shared with the receiver."),
+    Setting("slack_webhook_url", "", "A Slack incoming webhook: every notification event goes to its channel."),
+    Setting("slack_bot_token", "", "A Slack bot token (xoxb-...): direct messages to users with a Slack member id."),
+    Setting("slack_api_url", "https://slack.com/api/", "Slack's Web API base URL (a local receiver in tests)."),
+    Setting("notify_max_attempts", 8, "Deliveries are tried this many times, then marked failed (retryable).", int),
+    Setting(
+        "notify_retry_seconds",
+        30,
+        "Wait before the second attempt of a delivery; it doubles after each failure, up to an hour.",
+        int,
+    ),
 )
 
 _BY_NAME = {s.name: s for s in REGISTRY}
@@ -170,6 +200,21 @@ class Settings:
     session_idle_minutes: int = 120
     session_max_hours: int = 12
     compute_threads: int = 0
+    request_turnaround_hours: int = 72
+    public_url: str = "http://127.0.0.1:8000"
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_from: str = "refmatch@localhost"
+    webhook_url: str = ""
+    webhook_secret: str = field(default="", repr=False)
+    slack_webhook_url: str = ""
+    slack_bot_token: str = field(default="", repr=False)
+    slack_api_url: str = "https://slack.com/api/"
+    notify_max_attempts: int = 8
+    notify_retry_seconds: int = 30
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -211,7 +256,34 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
             raise ConfigError(f"{_BY_NAME[name].env}: must be at least 1")
     if settings.compute_threads < 0:
         raise ConfigError("REFMATCH_COMPUTE_THREADS: must be 0 (automatic) or more")
+    _check_notifications(settings)
     return settings
+
+
+def _check_notifications(settings: Settings) -> None:
+    for name in ("request_turnaround_hours", "notify_max_attempts", "notify_retry_seconds"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"{_BY_NAME[name].env}: must be at least 1")
+    if not 1 <= settings.smtp_port <= 65535:
+        raise ConfigError(f"REFMATCH_SMTP_PORT: must be a port number (1-65535), got {settings.smtp_port}")
+    if settings.smtp_security not in ("starttls", "ssl", "none"):
+        raise ConfigError(f"REFMATCH_SMTP_SECURITY: must be starttls, ssl or none, got {settings.smtp_security!r}")
+    for name in ("public_url", "webhook_url", "slack_webhook_url", "slack_api_url"):
+        value = getattr(settings, name)
+        if value and not value.startswith(("http://", "https://")):
+            raise ConfigError(f"{_BY_NAME[name].env}: must be an http:// or https:// URL, got {value!r}")
+    if settings.webhook_url:
+        from standardwebhooks.webhooks import Webhook
+
+        try:
+            Webhook(settings.webhook_secret)
+            if not settings.webhook_secret:
+                raise ValueError
+        except Exception:  # the library says no in several ways (binascii.Error, ValueError)
+            raise ConfigError(
+                "REFMATCH_WEBHOOK_SECRET: a webhook needs its signing secret: whsec_ and a base64 key (for example: "
+                "python -c \"import base64,os; print('whsec_'+base64.b64encode(os.urandom(24)).decode())\")"
+            ) from None
 
 
 def docs_table() -> str:

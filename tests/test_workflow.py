@@ -1,5 +1,5 @@
 import sqlite3
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -107,6 +107,8 @@ def test_create_request(world, people, ask):
         "allowed_actions": ["cancelled"],
         "scheduled_for": None,
         "requested_by_user_id": people["requester"].id,
+        "due_at": (datetime.fromisoformat(d["created_at"]) + timedelta(hours=72)).isoformat(),
+        "overdue": False,
     }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from refmatch.cli import batch, core, risk, serve, users
+from refmatch.cli import batch, core, notify, risk, serve, users
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,6 +31,8 @@ for command in (
     batch.runs,
     users.user,
     users.token,
+    notify.notify,
+    notify.requests,
     serve.serve,
 ):
     cli.add_command(command)

@@ -56,6 +56,13 @@ if TYPE_CHECKING:
     "dies: imported text becomes proposable batch by batch while matching goes on.",
 )
 @click.option(
+    "--notifier/--no-notifier",
+    default=True,
+    show_default=True,
+    help="Deliver notifications (e-mail, webhooks, Slack) in a background process ('refmatch notify watch'), "
+    "restarted if it dies.",
+)
+@click.option(
     "--secure-cookies",
     is_flag=True,
     help="Mark the session cookie Secure (browsers send it only over HTTPS): set when serving behind HTTPS "
@@ -71,6 +78,7 @@ def serve(
     timeout: int,
     compute_threads: int | None,
     indexer: bool,
+    notifier: bool,
     secure_cookies: bool,
 ) -> None:
     """Serve the JSON API (/api/v1) and the web UI with gunicorn.
@@ -102,5 +110,6 @@ def serve(
         timeout=timeout,
         compute_threads=settings.compute_threads,
         indexer=indexer,
+        notifier=notifier,
         log=log,
     )

@@ -317,6 +317,7 @@ def list_requests() -> Response:
         status=query.status,
         advocate_external_id=query.advocate,
         mine=query.mine,
+        overdue=query.overdue,
         limit=query.limit,
         offset=query.offset,
     )

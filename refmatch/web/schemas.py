@@ -135,6 +135,7 @@ class RequestsQuery(PageQuery):
     status: RequestState | None = None
     advocate: str | None = Field(None, description="the advocate's external id")
     mine: bool = Field(False, description="only the caller's own requests")
+    overdue: bool = Field(False, description="only requests still waiting past their due date, longest overdue first")
 
 
 # -- accounts ---------------------------------------------------------------------------
@@ -398,6 +399,8 @@ class ReferenceRequestSummary(Strict):
     rating: int | None
     deal_outcome: str | None
     influenced_arr: float | None
+    due_at: str | None = Field(description="when an answer and a date are due (request_turnaround_hours)")
+    overdue: bool = Field(description="still requested or approved, past its due date")
     contact: Contact | None = Field(description="only when the viewer may see it")
     allowed_actions: list[RequestState] = Field(description="what this viewer may do next")
 

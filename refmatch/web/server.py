@@ -102,21 +102,26 @@ class RefmatchServer(BaseApplication):
         self.log(f"worker {os.getpid()} ready ({self.compute_threads} compute thread(s))")
 
 
-class Indexer:
-    """``refmatch index watch`` in a process of its own beside the server, started again whenever it ends.
+class Background:
+    """A ``refmatch`` command in a process of its own beside the server, started again whenever it ends.
 
-    A separate process, not a thread of a worker: embedding takes seconds of CPU per batch and
-    its own copy of the model, and a worker must stay free to answer. It runs in a process group of
-    its own, so a Ctrl-C meant for the server does not kill it before the server stops it; not in a
-    session of its own, which would give it a CPU share of its own (see ``runtime.run_below``).
+    A process, not a thread of a worker: a worker must stay free to answer. It runs in a
+    process group of its own, so a Ctrl-C meant for the server does not kill it before the
+    server stops it; not in a session of its own, which would give it a CPU share of its
+    own (see ``runtime.run_below``).
     """
+
+    what = "background process"
 
     def __init__(self, settings: Settings, log: Callable[[str], None], restart_after: float = 2.0):
         self.settings, self.log, self.restart_after = settings, log, restart_after
         self.proc: subprocess.Popen | None = None
         self.stopping = threading.Event()
         self.owner = os.getpid()  # workers are forked with this object: only the server process stops it
-        self.thread = threading.Thread(target=self._supervise, name="refmatch-indexer", daemon=True)
+        self.thread = threading.Thread(target=self._supervise, name=f"refmatch-{self.what}", daemon=True)
+
+    def arguments(self) -> list[str]:
+        raise NotImplementedError
 
     def start(self) -> None:
         self.thread.start()
@@ -129,15 +134,13 @@ class Indexer:
             "REFMATCH_MODEL": self.settings.model,
         }
         while not self.stopping.is_set():
-            # below the workers: idle-class CPU time (Linux SCHED_IDLE), which never delays them, with every
-            # core when they are quiet; elsewhere nice 10 and one thread
-            limits = ["--idle"] if hasattr(os, "SCHED_IDLE") else ["--nice", "10", "--threads", "1"]
-            command = [sys.executable, "-m", "refmatch", "index", "watch", *limits]
+            command = [sys.executable, "-m", "refmatch", *self.arguments()]
             self.proc = subprocess.Popen(command, env=env, process_group=0)
             code = self.proc.wait()
             if self.stopping.is_set():
                 return
-            self.log(f"warning: the indexer exited with status {code}; starting it again in {self.restart_after:.0f} s")
+            again = f"starting it again in {self.restart_after:.0f} s"
+            self.log(f"warning: the {self.what} exited with status {code}; {again}")
             self.stopping.wait(self.restart_after)
 
     def stop(self) -> None:
@@ -146,12 +149,33 @@ class Indexer:
         self.stopping.set()
         proc = self.proc
         if proc is not None and proc.poll() is None:
-            proc.terminate()  # the round in progress is lost, nothing saved before it
+            proc.terminate()  # what it was doing is finished or left to its next start
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+class Indexer(Background):
+    """``refmatch index watch``: embedding takes seconds of CPU per batch and its own copy of the model."""
+
+    what = "indexer"
+
+    def arguments(self) -> list[str]:
+        # below the workers: idle-class CPU time (Linux SCHED_IDLE), which never delays them, with every
+        # core when they are quiet; elsewhere nice 10 and one thread
+        limits = ["--idle"] if hasattr(os, "SCHED_IDLE") else ["--nice", "10", "--threads", "1"]
+        return ["index", "watch", *limits]
+
+
+class Notifier(Background):
+    """``refmatch notify watch``: delivers the outbox, so that no request ever waits on SMTP or Slack."""
+
+    what = "notifier"
+
+    def arguments(self) -> list[str]:
+        return ["notify", "watch"]
 
 
 def serve(
@@ -165,6 +189,7 @@ def serve(
     timeout: int = 120,
     compute_threads: int = 0,
     indexer: bool = True,
+    notifier: bool = True,
     log: Callable[[str], None] = _stderr,
 ) -> None:
     """Serve until stopped (SIGINT / SIGTERM). ``compute_threads`` 0: ``cores // workers``. ``indexer``: keep
@@ -187,11 +212,15 @@ def serve(
     }
     # the indexer loads the configured model itself: with an injected encoder (tests, benchmarks) its
     # vectors would not be the ones the indexes hold, so none is started
-    background = Indexer(settings, log) if indexer and encoder is None else None
-    if background is not None:
-        background.start()
+    background: list[Background] = []
+    if indexer and encoder is None:
+        background.append(Indexer(settings, log))
+    if notifier:
+        background.append(Notifier(settings, log))
+    for process in background:
+        process.start()
     try:
         RefmatchServer(settings, encoder, options, compute_threads=compute, log=log).run()
     finally:
-        if background is not None:
-            background.stop()
+        for process in background:
+            process.stop()

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from refmatch.app.notify.outbox import enqueue
 from refmatch.app.requests.states import STATES, TRANSITIONS, bad, may_apply, raise_if
 from refmatch.app.requests.views import RequestView, get_request
 from refmatch.app.service import Service
@@ -229,8 +230,8 @@ def create_request(
             event_note = _override_note(note, refusals, reason)
         cur = conn.execute(
             "INSERT INTO reference_requests (seeker_account_id, advocate_account_id, purpose, reference_type, status, "
-            "requested_by, requested_by_user_id, note, override_reason, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, 'requested', ?, ?, ?, ?, ?, ?)",
+            "requested_by, requested_by_user_id, note, override_reason, created_at, updated_at, due_at) "
+            "VALUES (?, ?, ?, ?, 'requested', ?, ?, ?, ?, ?, ?, ?)",
             (
                 seeker_id,
                 advocate_id,
@@ -242,10 +243,12 @@ def create_request(
                 reason if refusals else None,
                 stamp,
                 stamp,
+                (moment + timedelta(hours=service.settings.request_turnaround_hours)).isoformat(),
             ),
         )
         request_id = inserted_id(cur)
         _event(conn, request_id, stamp, user.username, None, "requested", event_note)
+        enqueue(service, conn, "request.created", request_id, user.username, moment)
     return get_request(service, user, request_id)
 
 
@@ -330,4 +333,5 @@ def transition(
             (*sets.values(), request_id),
         )
         _event(conn, request_id, stamp, user.username, current, to_status, event_note)
+        enqueue(service, conn, f"request.{to_status}", request_id, user.username, moment)
     return get_request(service, user, request_id)

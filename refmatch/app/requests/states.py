@@ -27,6 +27,13 @@ TRANSITIONS: dict[str, set[str]] = {
 VERBS = {"approved": "approve", "declined": "decline", "scheduled": "schedule", "completed": "complete",
          "cancelled": "cancel"}  # fmt: skip
 CONTACT_STATES = USING_CAPACITY  # the requester sees the advocate's contact from approval on
+# waiting on someone (a manager's answer, or a date being set): past its due date, such a request is overdue
+WAITING = ("requested", "approved")
+
+
+def is_overdue(status: str, due_at: str | None, now_iso: str) -> bool:
+    """Still waiting and past its due date (ISO-8601 UTC stamps compare as text)."""
+    return status in WAITING and due_at is not None and due_at <= now_iso
 
 
 # -- who may do what ------------------------------------------------------

@@ -10,7 +10,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from refmatch.app.requests.states import STATES, TRANSITIONS, bad, can_see_contact, may_apply, raise_if
+from refmatch.app.requests.states import (
+    STATES,
+    TRANSITIONS,
+    WAITING,
+    bad,
+    can_see_contact,
+    is_overdue,
+    may_apply,
+    raise_if,
+)
 from refmatch.app.service import Service
 from refmatch.app.users import User
 from refmatch.domain import clock
@@ -45,6 +54,8 @@ class RequestView:
     allowed_actions: list[str] = field(default_factory=list)
     scheduled_for: str | None = None
     requested_by_user_id: int | None = None
+    due_at: str | None = None
+    overdue: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,7 +78,7 @@ _VIEW_SQL = """
 SELECT r.id, s.external_id, s.name, a.external_id, a.name, r.purpose, r.reference_type, r.status,
        r.requested_by, r.note, r.override_reason, r.created_at, r.updated_at, r.approved_at, r.completed_at,
        r.rating, r.deal_outcome, r.influenced_arr, r.scheduled_for, r.requested_by_user_id,
-       v.account_id, v.contact_name, v.contact_title, v.contact_email
+       v.account_id, v.contact_name, v.contact_title, v.contact_email, r.due_at
 FROM reference_requests r
 JOIN accounts a ON a.id = r.advocate_account_id
 LEFT JOIN accounts s ON s.id = r.seeker_account_id
@@ -95,6 +106,8 @@ def _view(row: tuple, user: User) -> RequestView:
         influenced_arr=row[17],
         scheduled_for=row[18],
         requested_by_user_id=row[19],
+        due_at=row[24],
+        overdue=is_overdue(row[7], row[24], clock.now().isoformat()),
     )
     if row[20] is not None and can_see_contact(user, view):
         view.contact = {"name": row[21], "title": row[22], "email": row[23]}
@@ -123,10 +136,12 @@ def list_requests(
     status: str | None = None,
     advocate_external_id: str | None = None,
     mine: bool = False,
+    overdue: bool = False,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[RequestView], int]:
-    """(one page, newest first; the total matching the filters)."""
+    """(one page, newest first; the total matching the filters). ``overdue``: only requests still waiting
+    past their due date, the longest overdue first."""
     _page(limit, offset)
     where: list[str] = []
     params: list[Any] = []
@@ -141,14 +156,17 @@ def list_requests(
     if mine:
         where.append("r.requested_by_user_id = ?")
         params.append(user.id)
+    order = "r.created_at DESC, r.id DESC"
+    if overdue:
+        where.append(f"r.status IN ({', '.join('?' * len(WAITING))}) AND r.due_at <= ?")
+        params += [*WAITING, clock.now().isoformat()]
+        order = "r.due_at, r.id"
     clause = ("WHERE " + " AND ".join(where) + " ") if where else ""
     conn = service.conn
     total = conn.execute(
         "SELECT COUNT(*) FROM reference_requests r JOIN accounts a ON a.id = r.advocate_account_id " + clause, params
     ).fetchone()[0]
-    rows = conn.execute(
-        _VIEW_SQL + clause + "ORDER BY r.created_at DESC, r.id DESC LIMIT ? OFFSET ?", (*params, limit, offset)
-    ).fetchall()
+    rows = conn.execute(_VIEW_SQL + clause + f"ORDER BY {order} LIMIT ? OFFSET ?", (*params, limit, offset)).fetchall()
     return [_view(r, user) for r in rows], total
 
 
