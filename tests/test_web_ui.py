@@ -13,7 +13,7 @@ app = web_support.app
 cheap_hashes = web_support.cheap_hashes
 client = web_support.client
 
-PAGES = ["/", "/accounts", "/accounts/P1", "/accounts/A1", "/match", "/requests", "/advocates"]
+PAGES = ["/", "/accounts", "/accounts/P1", "/accounts/A1", "/match", "/requests", "/advocates", "/notifications"]
 
 
 def text(response) -> str:
@@ -280,3 +280,56 @@ def test_unknown_account_is_a_404_page(client):
     login(client, "sales")
     response = client.get("/accounts/NOPE")
     assert response.status_code == 404 and "unknown account: &#39;NOPE&#39;" in text(response)
+
+
+# -- notifications and due dates ----------------------------------------------------------------
+def test_everyone_sets_where_and_what_they_hear(client, app):
+    from refmatch.app.notify import prefs
+
+    login(client, "sales")
+    form = {"email": "sales@example.com", "slack_user_id": "U0SALES1", "want:request.approved:email": "1"}
+    response = post_form(client, "/notifications/mine", form)
+    assert response.status_code == 302
+    shown = prefs.preferences(app.extensions["refmatch"].service, "sales")
+    assert shown["email"] == "sales@example.com" and shown["slack_user_id"] == "U0SALES1"
+    assert shown["wanted"]["request.approved"] == ["email"] and shown["wanted"]["request.created"] == []
+    html = text(client.get("/notifications"))
+    assert "saved" in html and 'value="sales@example.com"' in html
+    assert "Deliveries" not in html  # a manager's view
+
+    response = post_form(client, "/notifications/mine", {"email": "not an address"})
+    assert response.status_code == 400
+    assert "not an e-mail address" in text(response)
+
+
+def test_managers_see_failed_deliveries_and_retry_them(client, app):
+    svc = app.extensions["refmatch"].service
+    now = "2026-01-01T00:00:00+00:00"
+    svc.conn.execute(
+        "INSERT INTO outbox (event, channel, recipient, subject, body, payload, status, attempts, next_attempt_at, "
+        "last_error, created_at) VALUES ('request.created', 'email', 'x@example.com', 's', 'b', '{}', 'failed', 8, "
+        "?, 'SMTP 127.0.0.1:25: connection refused', ?)",
+        (now, now),
+    )
+    login(client, "sales")
+    assert post_form(client, "/notifications/retry", {}).status_code == 403
+    login(client, "manager")
+    html = text(client.get("/notifications"))
+    assert "connection refused" in html and "Retry delivery 1" in html
+    response = post_form(client, "/notifications/retry", {"id": "1"})
+    assert response.status_code == 302
+    assert "1 delivery queued again" in text(client.get("/notifications"))
+    assert svc.conn.execute("SELECT status, attempts FROM outbox").fetchone() == ("pending", 0)
+    assert post_form(client, "/notifications/retry", {"id": "x"}).status_code == 400
+
+
+def test_overdue_requests_show_on_the_queue_and_the_dashboard(client, app):
+    login(client, "manager")
+    request_reference(client)
+    svc = app.extensions["refmatch"].service
+    svc.conn.execute("UPDATE reference_requests SET due_at = '2020-01-01T00:00:00+00:00'")
+    html = text(client.get("/requests?overdue=1"))
+    assert "badge overdue" in html and 'data-request="1"' in html
+    assert "All 1 overdue" in text(client.get("/"))
+    svc.conn.execute("UPDATE reference_requests SET due_at = '2999-01-01T00:00:00+00:00'")
+    assert "No request is overdue." in text(client.get("/requests?overdue=1"))

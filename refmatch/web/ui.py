@@ -18,6 +18,8 @@ from werkzeug.wrappers import Response
 from refmatch.app import queries, users
 from refmatch.app import requests as workflow
 from refmatch.app import risk as risk_service
+from refmatch.app.notify import outbox
+from refmatch.app.notify import prefs as notify_prefs
 from refmatch.domain import limits, vocabulary
 from refmatch.domain.errors import Forbidden, InvalidInput, RefmatchError
 from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, PURPOSES
@@ -166,8 +168,16 @@ def dashboard() -> Page:
     if shown:
         items, _ = queries.list_accounts(svc, external_ids=shown, limit=queries.MAX_LIMIT)
         names = {i["external_id"]: i["name"] for i in items}
+    late, late_total = workflow.list_requests(svc, _user(), overdue=True, limit=5)
     return render_template(
-        "dashboard.html", counts=counts, near=near, near_total=near_total, coverage=coverage, names=names
+        "dashboard.html",
+        counts=counts,
+        near=near,
+        near_total=near_total,
+        coverage=coverage,
+        names=names,
+        late=late,
+        late_total=late_total,
     )
 
 
@@ -382,14 +392,17 @@ def requests_queue() -> Page:
     status = request.args.get("status", "")
     status = status if status in workflow.STATES else ""
     mine = request.args.get("mine") == "1"
+    overdue = request.args.get("overdue") == "1"
     views, total = workflow.list_requests(
-        svc, user, status=status or None, mine=mine, limit=PER_PAGE, offset=_offset(page)
+        svc, user, status=status or None, mine=mine, overdue=overdue, limit=PER_PAGE, offset=_offset(page)
     )
     return render_template(
         "requests.html",
         views=views,
         status=status,
         mine=mine,
+        overdue=overdue,
+        overdue_total=workflow.list_requests(svc, user, overdue=True, limit=1)[1],
         counts=queries.request_counts(svc),
         pager=pager(total, page),
     )
@@ -455,3 +468,60 @@ def advocates() -> Page:
     )
     filters = {"q": q, "reference_type": ref_type, "consent": request.args.get("consent", ""), "near": near}
     return render_template("advocates.html", items=items, filters=filters, pager=pager(total, page))
+
+
+# -- notifications -------------------------------------------------------------------------------
+
+
+@bp.get("/notifications")
+def notifications() -> Page:
+    return _notifications_page()
+
+
+def _notifications_page(errors: dict[str, str] | None = None, status: int = 200) -> Page:
+    svc, user = service(), _user()
+    shown_status = request.args.get("status", "failed")
+    shown_status = shown_status if shown_status in ("pending", "sent", "failed") else "failed"
+    deliveries = outbox.deliveries(svc, shown_status, 50) if user.is_manager else []
+    return render_template(
+        "notifications.html",
+        mine=notify_prefs.preferences(svc, user.username),
+        events=outbox.EVENTS,
+        channels=outbox.PERSONAL_CHANNELS,
+        counts=outbox.counts(svc) if user.is_manager else None,
+        deliveries=deliveries,
+        shown_status=shown_status,
+        errors=errors or {},
+    ), status
+
+
+@bp.post("/notifications/mine")
+def notifications_mine() -> Page:
+    user = _user()
+    form = request.form
+    try:
+        email, slack = form.get("email", "").strip(), form.get("slack_user_id", "").strip()
+        wanted = {e: [c for c in outbox.PERSONAL_CHANNELS if form.get(f"want:{e}:{c}") == "1"] for e in outbox.EVENTS}
+        with state().writing() as svc:
+            notify_prefs.set_contact(svc, user.username, email=email, slack_user_id=slack)
+            notify_prefs.set_wanted(svc, user.username, wanted)
+    except InvalidInput as exc:
+        return _notifications_page(errors=field_errors(exc), status=400)
+    flash("Your notification settings are saved.")
+    return redirect(url_for("ui.notifications"))
+
+
+@bp.post("/notifications/retry")
+def notifications_retry() -> Page:
+    if not _user().is_manager:
+        raise Forbidden("only a reference manager or admin may retry deliveries")
+    raw = request.form.get("id", "").strip()
+    ids = None
+    if raw:
+        if not raw.isdigit():
+            raise InvalidInput(f"id: not a delivery id: {raw!r}")
+        ids = [int(raw)]
+    with state().writing() as svc:
+        n = outbox.retry(svc, ids)
+    flash(f"{n} deliver{'y' if n == 1 else 'ies'} queued again.")
+    return redirect(url_for("ui.notifications"))

@@ -76,6 +76,19 @@ def set_muted(service: Service, username: str, event: str, channel: str, muted: 
     return preferences(service, username)
 
 
+def set_wanted(service: Service, username: str, wanted: dict[str, list[str]]) -> dict[str, Any]:
+    """Replace what a user hears: for each event, the channels wanted (an event left out: none)."""
+    for event, channels in wanted.items():
+        for channel in channels:
+            _check(event, channel)
+    user = _require(service, username)
+    muted = [(user.id, e, c) for e in EVENTS for c in PERSONAL_CHANNELS if c not in wanted.get(e, [])]
+    with transaction(service.db, bump=False) as conn:
+        conn.execute("DELETE FROM notify_muted WHERE user_id = ?", (user.id,))
+        conn.executemany("INSERT INTO notify_muted (user_id, event, channel) VALUES (?, ?, ?)", muted)
+    return preferences(service, username)
+
+
 def preferences(service: Service, username: str) -> dict[str, Any]:
     """{email, slack_user_id, wanted: {event: [channels]}}: what the user hears, and where."""
     user = _require(service, username)
