@@ -19,6 +19,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
+from refmatch import crm
+from refmatch.crm import ColumnMap
 from refmatch.domain.errors import InvalidInput
 from refmatch.domain.limits import (
     MAX_COUNT,
@@ -34,7 +36,7 @@ from refmatch.domain.vocabulary import DEFAULT_STAGES, NEED_STATUSES, REFERENCE_
 
 KINDS = ("accounts", "needs", "advocates", "signals", "churn")
 
-_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+_FORMATS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".xlsx": "xlsx"}
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _INT_RE = re.compile(r"[+-]?[0-9]{1,18}")
 _NUM_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -61,6 +63,8 @@ class ParseResult:
     errors: list[RowError] = field(default_factory=list)
     rows_read: int = 0
     rejected_rows: list[dict[str, Any]] = field(default_factory=list)
+    mapping: str | None = None  # the column map the file was read with (named, or found from its header)
+    ignored_columns: list[str] = field(default_factory=list)  # the file's columns the map has no use for
 
 
 # -- value parsers: take a stripped, non-blank value (a CSV string or a JSON value),
@@ -368,29 +372,95 @@ def _check_header(name: str, header: list[str], by_name: dict[str, Column], igno
 MAX_CELL = 16 * 1024 * 1024  # characters of a CSV cell the reader takes in before refusing the file
 
 
-def _csv_rows(handle: TextIO, name: str, by_name: dict[str, Column], ignore_unknown: bool) -> Raw:
+def _plan(
+    name: str,
+    header: list[str],
+    by_name: dict[str, Column],
+    ignore_unknown: bool,
+    column_map: str | None,
+    result: ParseResult,
+) -> tuple[list[str | None], ColumnMap | None]:
+    """The refmatch column under each of the file's titles (None: not read), and the map that says so.
+
+    ``column_map``: a preset or a TOML file; None: found from the header when it is a known export's
+    and does not already name refmatch's columns; "none": never."""
+    names = list(by_name)
+    plain = crm.canonical_header(header, names)
+    cmap = None
+    if column_map and column_map != "none":
+        cmap = crm.load_map(column_map)
+    elif column_map is None and any(t is not None and t not in by_name for t in plain):
+        cmap = crm.detect(header)
+    if cmap is None:
+        _check_header(name, [t for t in plain if t is not None], by_name, ignore_unknown)
+        return plain, None
+    targets, ignored = cmap.targets(header)
+    result.mapping, result.ignored_columns = cmap.name, ignored
+    problems: list[dict[str, Any]] = []
+    if cmap.kind != result.kind:
+        problems.append({"column": None, "message": f"the {cmap.name} map is for {cmap.kind} files, not {result.kind}"})
+    for column in by_name.values():
+        if column.required and column.name not in targets and column.name not in cmap.defaults:
+            sources = [t for t, target in cmap.columns.items() if target == column.name]
+            hint = f" (the {cmap.name} map reads it from: {', '.join(sources)})" if sources else ""
+            problems.append({"column": column.name, "message": f"missing required column {column.name!r}{hint}"})
+    for target in {t for t in targets if t is not None}:
+        if target not in by_name:
+            problems.append({"column": target, "message": f"the map names an unknown column {target!r}"})
+        elif targets.count(target) > 1:
+            sources = [h for h, t in zip(header, targets, strict=True) if t == target]
+            problems.append({"column": target, "message": f"{', '.join(map(repr, sources))} all map to {target!r}"})
+    if problems:
+        listed = "; ".join(p["message"] for p in problems)
+        raise InvalidInput(f"{name}: {listed}", details=[{"file": name, **p} for p in problems])
+    return targets, cmap
+
+
+def _table_rows(
+    lines: Iterator[tuple[int, list[str]]],
+    name: str,
+    by_name: dict[str, Column],
+    ignore_unknown: bool,
+    column_map: str | None,
+    result: ParseResult,
+) -> Raw:
+    """Rows of a table (a CSV file's, a sheet's): (line the row starts on, cells), the header first."""
+    try:
+        _, first = next(lines)
+    except StopIteration:
+        raise InvalidInput(f"{name}: file is empty (expected a header row)", details=[{"file": name}]) from None
+    header = [title.strip() for title in first]
+    targets, cmap = _plan(name, header, by_name, ignore_unknown, column_map, result)
+    width = len(targets)
+    for row, cells in lines:
+        if not any(cell.strip() for cell in cells):
+            continue
+        problems: list[Problem] = []
+        if any(cell.strip() for cell in cells[width:]):
+            problems.append((None, f"row has {len(cells)} cells but the header has {len(header)}"))
+        elif cmap is None and not ignore_unknown:
+            untitled = [i for i, (c, t) in enumerate(zip(cells, targets, strict=False), 1) if t is None and c.strip()]
+            if untitled:
+                problems.append((None, f"column {untitled[0]} has no name, but this row has a value in it"))
+        raw = {t: cell for t, cell in zip(targets, cells, strict=False) if t is not None}
+        raw.update({t: "" for t in targets[len(cells) :] if t is not None})
+        yield row, cmap.apply(raw) if cmap else raw, problems, True
+
+
+def _csv_lines(handle: TextIO, name: str) -> Iterator[tuple[int, list[str]]]:
     # strict: a quote that is never closed is an error at the end of the file, not a cell that swallows every
     # row after it (which used to be reported as "stage: a value is required" on the row it started in)
     # a cell beyond csv's default 128 kB limit is read whole, so that the column's own check names it
     # ("column 'name': too long"); the limit (process-wide in the csv module) only guards memory
     csv.field_size_limit(max(csv.field_size_limit(), MAX_CELL))
-    reader = csv.reader(handle, strict=True)
+    delimiter = crm.sniff_delimiter(handle.readline(MAX_CELL))
+    handle.seek(0)
+    reader = csv.reader(handle, strict=True, delimiter=delimiter)
     line = 0
     try:
-        header = [title.strip() for title in next(reader)]
-        _check_header(name, header, by_name, ignore_unknown)
-        line = reader.line_num
         for cells in reader:
             row, line = line + 1, reader.line_num  # a record may span lines: name its first
-            if not any(cell.strip() for cell in cells):
-                continue
-            problems: list[Problem] = []
-            if len(cells) > len(header):
-                problems.append((None, f"row has {len(cells)} cells but the header has {len(header)}"))
-            cells += [""] * (len(header) - len(cells))
-            yield row, dict(zip(header, cells, strict=False)), problems, True
-    except StopIteration:
-        raise InvalidInput(f"{name}: file is empty (expected a header row)", details=[{"file": name}]) from None
+            yield row, cells
     except csv.Error as exc:
         start = line + 1  # the line the record being read began on
         if "unexpected end of data" in str(exc):
@@ -480,31 +550,42 @@ def parse_file(
     known_accounts: Container[str] | None = None,
     ignore_unknown: bool = False,
     default_capacity: int | None = None,
+    column_map: str | None = None,
 ) -> ParseResult:
-    """Read and validate one CSV (``.csv``) or JSON Lines (``.jsonl``/``.ndjson``) file."""
+    """Read and validate one CSV (``.csv``, ``.tsv``), spreadsheet (``.xlsx``, its first sheet) or JSON Lines
+    (``.jsonl``/``.ndjson``) file. ``column_map``: a preset (``refmatch.crm.PRESETS``) or a TOML map file;
+    None finds a preset from the header of a known export; "none" never maps."""
     name, path = str(path), Path(path)
     columns = columns_for(kind, stages=stages, signal_kinds=signal_kinds, default_capacity=default_capacity)
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise InvalidInput(
-            f"{name}: unsupported file type (expected .csv, .jsonl or .ndjson)", details=[{"file": name}]
+            f"{name}: unsupported file type (expected .csv, .tsv, .xlsx, .jsonl or .ndjson)", details=[{"file": name}]
         )
     if not path.exists():
         raise InvalidInput(f"file not found: {name}", details=[{"file": name}])
     if not path.is_file():
         raise InvalidInput(f"not a file: {name}", details=[{"file": name}])
     validator = _Validator(kind, name, columns, known_accounts, ignore_unknown)
+    result = validator.result
+    by_name = validator.by_name
     try:
+        if fmt == "xlsx":
+            lines = enumerate(crm.xlsx_rows(path), 1)
+            rows = _table_rows(lines, name, by_name, ignore_unknown, column_map, result)
+            for row, raw, problems, readable in rows:
+                validator.add(row, raw, problems, readable)
+            return result
         with path.open(encoding="utf-8-sig", newline="" if fmt == "csv" else None) as handle:
             if fmt == "csv":
-                rows = _csv_rows(handle, name, validator.by_name, ignore_unknown)
+                rows = _table_rows(_csv_lines(handle, name), name, by_name, ignore_unknown, column_map, result)
             else:
                 rows = _jsonl_rows(handle, name)
             for row, raw, problems, readable in rows:
                 validator.add(row, raw, problems, readable)
     except UnicodeDecodeError:
         raise _decode_error(path, name) from None
-    return validator.result
+    return result
 
 
 def parse_rows(

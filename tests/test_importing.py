@@ -582,10 +582,16 @@ def test_header_problems_are_listed_together(tmp_path: Path) -> None:
 
 def test_ignore_unknown_drops_unknown_columns(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "a.csv", [{**ACCOUNT, "colour": "red", "": "x"}])
-    with pytest.raises(InvalidInput, match="unknown column 'colour'; column 5 has no name"):
+    with pytest.raises(InvalidInput, match="unknown column 'colour' "):
         parse_file(path, "accounts")
     [record] = parse_file(path, "accounts", ignore_unknown=True).records
     assert "colour" not in record and "" not in record and record["name"] == "Acme"
+    # an untitled last column: empty, as exporters leave it, it is no error; a value in it is one
+    write_csv(path, [{**ACCOUNT, "": "x"}])
+    [error] = parse_file(path, "accounts").errors
+    assert error.row == 2 and error.message == "column 4 has no name, but this row has a value in it"
+    write_csv(path, [{**ACCOUNT, "": ""}])
+    assert parse_file(path, "accounts").records[0]["name"] == "Acme"
 
 
 def test_ignore_unknown_still_needs_required_and_distinct_columns(tmp_path: Path) -> None:
@@ -606,11 +612,15 @@ def test_header_names_are_stripped_and_bom_tolerated(tmp_path: Path) -> None:
 
 
 def test_unsupported_extension(tmp_path: Path) -> None:
-    path = tmp_path / "accounts.xlsx"
+    path = tmp_path / "accounts.xls"
     path.write_text("x", encoding="utf-8")
     with pytest.raises(InvalidInput) as info:
         parse_file(path, "accounts")
-    assert info.value.message == f"{path}: unsupported file type (expected .csv, .jsonl or .ndjson)"
+    assert info.value.message == f"{path}: unsupported file type (expected .csv, .tsv, .xlsx, .jsonl or .ndjson)"
+    path = tmp_path / "accounts.xlsx"
+    path.write_text("x", encoding="utf-8")
+    with pytest.raises(InvalidInput, match=r"accounts.xlsx: not a readable .xlsx workbook \(BadZipFile"):
+        parse_file(path, "accounts")
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -54,6 +54,8 @@ class ImportReport:
     rejected: int = 0
     dry_run: bool = False
     rejects_file: str | None = None
+    mapping: str | None = None
+    ignored_columns: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         verb = "would import" if self.dry_run else "imported"
@@ -63,6 +65,12 @@ class ImportReport:
         )
         if self.rejects_file:
             text += f" (rejects written to {self.rejects_file})"
+        if self.mapping:
+            text += f"\ncolumns mapped by {self.mapping}"
+            if self.ignored_columns:
+                shown = ", ".join(self.ignored_columns[:12])
+                more = f" and {len(self.ignored_columns) - 12} more" if len(self.ignored_columns) > 12 else ""
+                text += f"; ignored: {shown}{more}"
         return text
 
 
@@ -133,6 +141,7 @@ class Service:
         skip_invalid: bool = False,
         rejects_path: str | Path | None = None,
         ignore_unknown: bool = False,
+        column_map: str | None = None,
     ) -> ImportReport:
         if kind not in UPSERTS:
             raise InvalidInput(f"unknown import kind {kind!r}: expected one of {', '.join(IMPORT_ORDER)}")
@@ -144,8 +153,10 @@ class Service:
             known_accounts=known,
             ignore_unknown=ignore_unknown,
             default_capacity=None,
+            column_map=column_map,
         )
         report = ImportReport(kind, str(path), result.rows_read, rejected=len(result.rejected_rows), dry_run=dry_run)
+        report.mapping, report.ignored_columns = result.mapping, result.ignored_columns
         if result.errors and not skip_invalid:
             shown = "\n".join(f"  {e}" for e in result.errors[:20])
             more = f"\n  ... and {len(result.errors) - 20} more" if len(result.errors) > 20 else ""

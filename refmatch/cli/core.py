@@ -31,17 +31,38 @@ def init(service: Service) -> None:
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows and write the rejects to a file.")
 @click.option("--rejects", metavar="FILE", help="Where --skip-invalid writes rejected rows [FILE.rejects.csv].")
 @click.option("--ignore-unknown", is_flag=True, help="Drop unknown columns instead of refusing the file.")
+@click.option(
+    "--map",
+    "column_map",
+    metavar="PRESET|FILE.toml",
+    help="Read a CRM export: salesforce, hubspot, cs-health, or a TOML map of your own (see the README). "
+    "Default: found from the header of a known export; 'none' never maps.",
+)
 @common
 def import_(
-    service: Service, kind: str, file: str, dry_run: bool, skip_invalid: bool, rejects: str | None, ignore_unknown: bool
+    service: Service,
+    kind: str,
+    file: str,
+    dry_run: bool,
+    skip_invalid: bool,
+    rejects: str | None,
+    ignore_unknown: bool,
+    column_map: str | None,
 ) -> None:
-    """Import KIND (accounts, needs, advocates, signals) from a CSV or JSON Lines FILE.
+    """Import KIND (accounts, needs, advocates, signals) from a CSV, TSV, .xlsx or JSON Lines FILE.
 
     Rows are upserted by external id. A file with any invalid row is refused whole
-    unless --skip-invalid is given.
+    unless --skip-invalid is given. Headers match without regard to case, and a CSV's
+    delimiter (, ; tab |) is found from its header line.
     """
     report = service.import_file(
-        kind, file, dry_run=dry_run, skip_invalid=skip_invalid, rejects_path=rejects, ignore_unknown=ignore_unknown
+        kind,
+        file,
+        dry_run=dry_run,
+        skip_invalid=skip_invalid,
+        rejects_path=rejects,
+        ignore_unknown=ignore_unknown,
+        column_map=column_map,
     )
     click.echo(report.summary())
     if not dry_run and kind in ("accounts", "needs") and (report.inserted or report.updated):
