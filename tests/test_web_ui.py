@@ -333,3 +333,64 @@ def test_overdue_requests_show_on_the_queue_and_the_dashboard(client, app):
     assert "All 1 overdue" in text(client.get("/"))
     svc.conn.execute("UPDATE reference_requests SET due_at = '2999-01-01T00:00:00+00:00'")
     assert "No request is overdue." in text(client.get("/requests?overdue=1"))
+
+
+# -- downloads -------------------------------------------------------------------------------------
+def csv_rows(response) -> list[dict[str, str]]:
+    import csv
+    import io
+
+    assert response.status_code == 200, response.status_code
+    assert response.mimetype == "text/csv"
+    assert "attachment; filename=" in response.headers["Content-Disposition"]
+    return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+
+
+def test_every_list_downloads_with_its_filters(client):
+    login(client, "manager")
+    request_reference(client)
+    accounts = csv_rows(client.get("/accounts?format=csv"))
+    assert {"A1", "P1"} <= {r["external_id"] for r in accounts}
+    only_p1 = csv_rows(client.get("/accounts?format=csv&q=P1"))
+    assert [r["external_id"] for r in only_p1] == ["P1"]
+    advocates = csv_rows(client.get("/advocates?format=csv"))
+    assert "A1" in {r["external_id"] for r in advocates} and "contact_email" in advocates[0]
+    requests = csv_rows(client.get("/requests?format=csv"))
+    assert [(r["advocate_external_id"], r["status"], r["seeker_external_id"]) for r in requests] == [
+        ("A1", "requested", "P1")
+    ]
+    assert csv_rows(client.get("/requests?format=csv&status=approved")) == []
+    matches = csv_rows(client.get("/accounts/P1?format=csv&purpose=reference"))
+    assert matches and matches[0]["rank"] == "1" and matches[0]["advocate_external_id"]
+    at_risk = client.get("/at-risk?format=csv")
+    assert at_risk.status_code == 200 and at_risk.get_data(as_text=True).startswith("external_id,name,stage,score")
+    html = text(client.get("/requests?status=requested&page=1"))
+    assert 'href="/requests?status=requested&amp;format=csv" download' in html
+
+
+def test_downloads_as_xlsx_and_a_bad_format_is_named(client):
+    import io
+
+    import openpyxl
+
+    login(client, "sales")
+    response = client.get("/accounts?format=xlsx")
+    assert response.status_code == 200 and response.mimetype.endswith("spreadsheetml.sheet")
+    sheet = openpyxl.load_workbook(io.BytesIO(response.data)).active
+    header = [c.value for c in next(sheet.iter_rows(max_row=1))]
+    assert header[:3] == ["external_id", "name", "industry"] and sheet.max_row > 2
+    response = client.get("/accounts?format=pdf")
+    assert response.status_code == 400 and "format: must be one of csv, xlsx" in text(response)
+
+
+def test_a_download_takes_every_page_and_says_when_it_was_cut(monkeypatch):
+    from refmatch.app import tables
+
+    data = [{"external_id": f"X{i}", "name": f"n{i}"} for i in range(7)]
+    items, cut = tables.every_page(lambda limit, offset: (data[offset : offset + limit], len(data)), 3)
+    assert [i["external_id"] for i in items] == [f"X{i}" for i in range(7)] and not cut
+    monkeypatch.setattr(tables, "MAX_ROWS", 5)
+    items, cut = tables.every_page(lambda limit, offset: (data[offset : offset + limit], len(data)), 3)
+    assert len(items) == 5 and cut
+    body = tables.encode(tables.table("accounts", items, cut=cut), "csv").decode()
+    assert body.splitlines()[-1].startswith("(cut at 5 rows")

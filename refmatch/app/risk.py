@@ -369,6 +369,16 @@ def at_risk_page(
     return items, total, listing.level
 
 
+def at_risk_rows(service: Service, *, level: str | None, most: int) -> tuple[list[dict[str, Any]], bool]:
+    """Every account at ``level`` or above (at most ``most``), riskiest first, with its renewal date, for a
+    download: what ``at_risk_page`` lists, without its peers; and whether there were more."""
+    listing = risk_list(service, level=level, limit=most)
+    total = sum(listing.counts.get(name, 0) for name in LEVELS[LEVELS.index(listing.level) :])
+    renewals = renewal_dates(service, [a.external_id for a in listing.accounts])
+    items = [{**a.as_dict(), "renewal_date": renewals.get(a.external_id)} for a in listing.accounts]
+    return items, total > len(items)
+
+
 def onboarding_page(
     service: Service, *, limit: int, offset: int, stage: str = "onboarding"
 ) -> tuple[list[dict[str, Any]], int]:

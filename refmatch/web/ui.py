@@ -15,12 +15,12 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
-from refmatch.app import queries, users
+from refmatch.app import queries, tables, users
 from refmatch.app import requests as workflow
 from refmatch.app import risk as risk_service
 from refmatch.app.notify import outbox
 from refmatch.app.notify import prefs as notify_prefs
-from refmatch.domain import limits, vocabulary
+from refmatch.domain import clock, limits, vocabulary
 from refmatch.domain.errors import Forbidden, InvalidInput, RefmatchError
 from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, PURPOSES
 from refmatch.risk import LEVELS
@@ -102,7 +102,30 @@ def _globals() -> dict[str, Any]:
         "VERBS": workflow.VERBS,
         "LEVELS": LEVELS,
         "sparkline": sparkline,
+        "download_url": download_url,
     }
+
+
+def download_url(fmt: str) -> str:
+    """This page's list as a file: the same filters, every page of it."""
+    args: dict[str, Any] = {**(request.view_args or {}), **request.args.to_dict()}
+    args.pop("page", None)
+    args["format"] = fmt
+    return url_for(request.endpoint or "ui.dashboard", **args)
+
+
+def wants_file() -> bool:
+    return "format" in request.args
+
+
+def download(name: str, items: list[dict[str, Any]], cut: bool = False, label: str | None = None) -> Response:
+    """A list as the CSV or XLSX file ``?format=`` asks for, named after it and today."""
+    fmt = tables.check_format(request.args.get("format", ""))
+    body = tables.encode(tables.table(name, items, cut=cut), fmt)
+    filename = f"refmatch-{label or name}-{clock.today().isoformat()}.{fmt}"
+    return Response(
+        body, mimetype=tables.MEDIA[fmt], headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
 
 
 # -- signing in ----------------------------------------------------------------------
@@ -193,6 +216,14 @@ def accounts() -> Page:
     external_ids = None
     if uncovered in queries.COVERAGE_PURPOSES:
         external_ids = queries.coverage(svc, uncovered).uncovered
+    if wants_file():
+        every, cut = tables.every_page(
+            lambda limit, offset: queries.list_accounts(
+                svc, **{k: v or None for k, v in filters.items()}, external_ids=external_ids, limit=limit, offset=offset
+            ),
+            queries.MAX_LIMIT,
+        )
+        return download("accounts", every, cut)
     items, total = queries.list_accounts(
         svc, **{k: v or None for k, v in filters.items()}, external_ids=external_ids, limit=PER_PAGE,
         offset=_offset(page),
@@ -248,6 +279,12 @@ def _account_page(
 
 @bp.get("/accounts/<external_id>")
 def account(external_id: str) -> Page:
+    if wants_file():  # the account's matches for the purpose asked
+        svc = service()
+        account = queries.get_account(svc, external_id, include_contact=False)
+        purpose = request.args.get("purpose") or _default_purpose(account["stage"])
+        result = svc.match_account(external_id, purpose=purpose)
+        return download("matches", result.as_dict()["matches"], label=f"{external_id}-{purpose}-matches")
     return _account_page(external_id, purpose=request.args.get("purpose"))
 
 
@@ -295,6 +332,9 @@ def at_risk() -> Page:
     level = request.args.get("level", "")
     level = level if level in LEVELS else ""
     state().bring_risk_current()
+    if wants_file():
+        every, cut = risk_service.at_risk_rows(svc, level=level or None, most=tables.MAX_ROWS)
+        return download("at-risk", every, cut)
     items, total, shown_level = risk_service.at_risk_page(
         svc, level=level or None, limit=RISK_PER_PAGE, offset=_offset(page, RISK_PER_PAGE)
     )
@@ -393,6 +433,15 @@ def requests_queue() -> Page:
     status = status if status in workflow.STATES else ""
     mine = request.args.get("mine") == "1"
     overdue = request.args.get("overdue") == "1"
+    if wants_file():
+        every, cut = tables.every_page(
+            lambda limit, offset: workflow.list_requests(
+                svc, user, status=status or None, mine=mine, overdue=overdue, limit=limit, offset=offset
+            ),
+            workflow.MAX_PAGE,
+            lambda view: view.as_dict(),
+        )
+        return download("requests", every, cut)
     views, total = workflow.list_requests(
         svc, user, status=status or None, mine=mine, overdue=overdue, limit=PER_PAGE, offset=_offset(page)
     )
@@ -456,6 +505,15 @@ def advocates() -> Page:
     ref_type = ref_type if ref_type in vocabulary.REFERENCE_TYPES else ""
     consent = {"yes": True, "no": False}.get(request.args.get("consent", ""))
     near = request.args.get("near") == "1"
+    if wants_file():
+        every, cut = tables.every_page(
+            lambda limit, offset: queries.list_advocates(
+                svc, q=q or None, consent=consent, reference_type=ref_type or None, near_capacity_only=near,
+                include_contact=workflow.can_see_contact(_user(), None), limit=limit, offset=offset,
+            ),
+            queries.MAX_LIMIT,
+        )  # fmt: skip
+        return download("advocates", every, cut)
     items, total = queries.list_advocates(
         svc,
         q=q or None,

@@ -6,12 +6,21 @@ this package's names; the modules say where each rule lives.
 
 from refmatch.app.requests.commands import create_request, transition
 from refmatch.app.requests.states import CONTACT_STATES, STATES, TRANSITIONS, VERBS, can_see_contact, may_apply
-from refmatch.app.requests.views import Event, RequestView, advocate_load, events, get_request, list_requests
+from refmatch.app.requests.views import (
+    MAX_PAGE,
+    Event,
+    RequestView,
+    advocate_load,
+    events,
+    get_request,
+    list_requests,
+)
 from refmatch.domain.vocabulary import DEAL_OUTCOMES
 
 __all__ = [
     "CONTACT_STATES",
     "DEAL_OUTCOMES",
+    "MAX_PAGE",
     "STATES",
     "TRANSITIONS",
     "VERBS",
