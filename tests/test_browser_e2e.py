@@ -8,6 +8,7 @@ move. Screenshots land in tests/artifacts/ (git-ignored).
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import urllib.error
@@ -75,7 +76,7 @@ def test_request_and_approve_a_reference_in_the_browser(browser, demo_server):
     with urllib.request.urlopen(base + "/readyz") as response:
         assert json.loads(response.read())["status"] == "ready"
     ARTIFACTS.mkdir(exist_ok=True)
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     page = context.new_page()
 
     # sales: find the prospect, see its matches with reasons, ask for a reference
@@ -118,6 +119,15 @@ def test_request_and_approve_a_reference_in_the_browser(browser, demo_server):
     page.screenshot(path=str(ARTIFACTS / "advocates.png"), full_page=True)
     page.goto(base + "/requests?status=approved")
     page.screenshot(path=str(ARTIFACTS / "request_queue_approved.png"), full_page=True)
+    # the approved requests, downloaded from the page as CSV: the filter applies to the file
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="CSV").click()
+    download = download_info.value
+    assert download.suggested_filename.startswith("refmatch-requests-") and download.suggested_filename.endswith(".csv")
+    with open(download.path(), encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and {r["status"] for r in rows} == {"approved"}
+    assert (request_id, advocate) in {(r["id"], r["advocate_external_id"]) for r in rows}
     page.goto(base + "/")
     expect(page.get_by_role("heading", name="Coverage")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)

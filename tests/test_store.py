@@ -106,3 +106,42 @@ def test_failure_mid_transaction_rolls_back(service, tmp_path, monkeypatch):
 )
 def test_size_band(employees, band):
     assert size_band(employees) == band
+
+
+def test_starting_afresh_keeps_the_embedding_cache_and_says_what_it_reset(world, tmp_path):
+    from refmatch.app import users
+    from refmatch.app.service import Service, reset_files
+    from refmatch.store import open_db
+
+    users.add_user(world, "alice", "long enough password", "sales")
+    cached = world.conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+    accounts = world.conn.execute("SELECT COUNT(*) FROM accounts").fetchone()[0]
+    assert cached > 0
+    settings, encoder = world.settings, world.encoder
+    world.close()
+    said = reset_files(settings)
+    assert f"{accounts:,} accounts" in said and "1 users" in said and f"kept {cached:,} cached embeddings" in said
+    assert not list(settings.index_path.glob("profiles.*"))
+    db = open_db(settings.db_path)
+    assert db.conn.execute("SELECT COUNT(*) FROM accounts").fetchone()[0] == 0
+    assert db.conn.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0
+    assert db.conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == cached
+    db.conn.close()
+    # the same data again: nothing is embedded
+    from tests.conftest import build_world
+
+    encoded: list[str] = []
+
+    class Counting:  # the world's encoder, counting what it is asked to embed
+        name, dim = encoder.name, encoder.dim
+
+        def encode(self, texts):
+            encoded.extend(texts)
+            return encoder.encode(texts)
+
+    again = Service(settings, encoder=Counting())
+    (tmp_path / "again").mkdir()
+    build_world(again, tmp_path / "again")  # imports and builds the indexes
+    assert encoded == []
+    again.close()
+    assert reset_files(settings.replace(db=str(tmp_path / "none.db"))).startswith("new database:")

@@ -521,11 +521,17 @@ class _Rollback(Exception):
     """Raised inside a transaction to undo a dry run."""
 
 
-def reset_files(settings: Settings) -> None:
-    """Remove the database and index files (the demo's --fresh)."""
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(settings.db_path) + suffix).unlink(missing_ok=True)
+def reset_files(settings: Settings) -> str:
+    """Start afresh (the demo's --fresh): the database emptied but for its embedding cache, the index files
+    removed. What was reset, in words."""
+    from refmatch.store.db import reset_keeping_embeddings
+
+    removed, kept = reset_keeping_embeddings(settings.db_path)
     if settings.index_path.exists():
         for name in INDEX_NAMES:
             for f in settings.index_path.glob(f"{name}.*"):
                 f.unlink()
+    if not removed and not kept:
+        return f"new database: {settings.db_path}"
+    listed = ", ".join(f"{n:,} {what}" for what, n in removed.items())
+    return f"reset {settings.db_path} ({listed}) and the index files; kept {kept:,} cached embeddings"

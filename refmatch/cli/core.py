@@ -246,7 +246,12 @@ def match(service: Service, external_id: str | None, text: str | None, fmt: str,
 
 
 @click.command()
-@click.option("--fresh", is_flag=True, help="Delete the database and indexes first.")
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Start afresh: empty the database (users, requests and runs too; its embedding cache is kept, so "
+    "nothing is embedded again) and remove the index files.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @common
 def demo(service: Service, fresh: bool, quiet: bool) -> None:
@@ -255,7 +260,7 @@ def demo(service: Service, fresh: bool, quiet: bool) -> None:
         from refmatch.app.service import reset_files
 
         service.close()
-        reset_files(service.settings)
+        click.echo(reset_files(service.settings))
     make_bar = progress_bars(not quiet)
     pending: dict[str, int] = {}
 

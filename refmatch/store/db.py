@@ -6,6 +6,7 @@ committed write, so an index manifest can say which state of the data it describ
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,6 +67,50 @@ def open_db(path: str | Path, *, create: bool = True) -> sqlite_utils.Database:
     db = sqlite_utils.Database(conn)
     ensure_search(db)
     return db
+
+
+# what a reset reports it removed: the tables people would miss
+RESET_COUNTED = {"accounts": "accounts", "reference_requests": "requests", "users": "users",
+                 "batch_runs": "batch runs", "outbox": "notifications"}  # fmt: skip
+
+
+def reset_keeping_embeddings(path: str | Path) -> tuple[dict[str, int], int]:
+    """Start the database at ``path`` afresh but for its embedding cache, so nothing is embedded again.
+
+    Returns (rows removed, by what people call them; cached embeddings kept). The new file is
+    built beside the old one and swapped in whole, so a crash leaves one or the other.
+    """
+    path = Path(path)
+    if not path.exists():
+        return {}, 0
+    fresh = path.with_name(path.name + ".reset")
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(fresh) + suffix).unlink(missing_ok=True)
+    db = open_db(fresh)
+    conn = db.conn
+    try:
+        conn.execute("ATTACH DATABASE ? AS old", (str(path),))
+        have = {r[0] for r in conn.execute("SELECT name FROM old.sqlite_master WHERE type = 'table'")}
+        removed = {
+            label: conn.execute(f"SELECT COUNT(*) FROM old.{table}").fetchone()[0]
+            for table, label in RESET_COUNTED.items()
+            if table in have
+        }
+        kept = 0
+        if "embeddings" in have:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO main.embeddings SELECT * FROM old.embeddings")
+            conn.execute("COMMIT")
+            kept = conn.execute("SELECT COUNT(*) FROM main.embeddings").fetchone()[0]
+        conn.execute("DETACH DATABASE old")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    for suffix in ("-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+        Path(str(fresh) + suffix).unlink(missing_ok=True)
+    os.replace(fresh, path)
+    return removed, kept
 
 
 @contextmanager
