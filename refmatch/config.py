@@ -157,6 +157,12 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("slack_webhook_url", "", "A Slack incoming webhook: every notification event goes to its channel."),
     Setting("slack_bot_token", "", "A Slack bot token (xoxb-...): direct messages to users with a Slack member id."),
     Setting("slack_api_url", "https://slack.com/api/", "Slack's Web API base URL (a local receiver in tests)."),
+    Setting(
+        "slack_signing_secret",
+        "",
+        "The Slack app's signing secret: the /reference slash command and its buttons are accepted only when "
+        "signed with it; empty: they are off.",
+    ),
     Setting("notify_max_attempts", 8, "Deliveries are tried this many times, then marked failed (retryable).", int),
     Setting(
         "notify_retry_seconds",
@@ -213,6 +219,7 @@ class Settings:
     slack_webhook_url: str = ""
     slack_bot_token: str = field(default="", repr=False)
     slack_api_url: str = "https://slack.com/api/"
+    slack_signing_secret: str = field(default="", repr=False)
     notify_max_attempts: int = 8
     notify_retry_seconds: int = 30
     extra: Mapping[str, Any] = field(default_factory=dict)

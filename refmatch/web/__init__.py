@@ -18,7 +18,7 @@ from typing import Any
 from flask import Flask, Response, g
 
 from refmatch.config import Settings, load_settings
-from refmatch.web import api, auth, errors, ui
+from refmatch.web import api, auth, errors, slack, ui
 from refmatch.web.jsonio import BoundedJSON
 from refmatch.web.state import SharedService, WebState
 
@@ -90,6 +90,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(ui.bp)
     app.register_blueprint(api.ops)
+    app.register_blueprint(slack.bp)
 
     @app.before_request
     def started() -> None:

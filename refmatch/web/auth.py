@@ -25,8 +25,9 @@ from refmatch.app import users
 from refmatch.domain.errors import Forbidden, Unauthorized
 from refmatch.web.errors import HttpError
 
-# reachable without signing in (static: the login page's stylesheet, nothing else lives there)
-PUBLIC = frozenset({"ops.healthz", "ops.readyz", "ui.login", "static"})
+# reachable without signing in (static: the login page's stylesheet, nothing else lives there; slack.*:
+# each request is checked against Slack's signature instead)
+PUBLIC = frozenset({"ops.healthz", "ops.readyz", "ui.login", "static", "slack.command", "slack.actions"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -110,7 +111,7 @@ def _identify() -> None:
 
     state: WebState = current_app.extensions["refmatch"]
     g.user, g.auth = None, None
-    if request.endpoint in ("ops.healthz", "ops.readyz", "static"):
+    if request.endpoint in ("ops.healthz", "ops.readyz", "static", "slack.command", "slack.actions"):
         return
     token = _bearer() if request.path.startswith("/api/") else None
     if token is not None:
@@ -141,6 +142,8 @@ def _gate() -> Any:
 
 def _check_csrf() -> None:
     if request.method in SAFE_METHODS or g.get("auth") == "token" or request.endpoint in ("ops.healthz", "ops.readyz"):
+        return
+    if request.endpoint in ("slack.command", "slack.actions"):  # signed by Slack, no ambient credential
         return
     if request.routing_exception is not None:  # nothing will run: the 404 / 405 follows
         return

@@ -188,6 +188,29 @@ def enqueue(
     return len(rows)
 
 
+def slack_url_allowed(settings: Settings, url: str) -> bool:
+    """A Slack response URL we may post to: Slack's own, or the configured Slack API's host (a local one in tests)."""
+    from urllib.parse import urlsplit
+
+    api = urlsplit(settings.slack_api_url)
+    there = urlsplit(url)
+    return url.startswith("https://hooks.slack.com/") or (there.scheme, there.netloc) == (api.scheme, api.netloc)
+
+
+def enqueue_reply(service: Service, response_url: str, text: str, moment: datetime) -> bool:
+    """A reply to a Slack interaction, through its response_url, as one outbox row; False if the URL is not Slack's."""
+    if not slack_url_allowed(service.settings, response_url):
+        return False
+    stamp = _stamp(moment)
+    with transaction(service.db, bump=False) as conn:
+        conn.execute(
+            "INSERT INTO outbox (event, channel, recipient, subject, body, payload, next_attempt_at, created_at) "
+            "VALUES ('slack.reply', 'slack', ?, ?, ?, '{}', ?, ?)",
+            (response_url, text[:150], text, stamp, stamp),
+        )
+    return True
+
+
 # -- the delivery side's bookkeeping --------------------------------------------------------
 @dataclass(frozen=True)
 class Delivery:
