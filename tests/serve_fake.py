@@ -11,6 +11,6 @@ from refmatch.web.server import serve
 
 if __name__ == "__main__":
     db, index_dir, port, workers = sys.argv[1:5]
-    settings = load_settings({"db": db, "index_dir": index_dir}, env={})
+    settings = load_settings({"db": db, "index_dir": index_dir})  # REFMATCH_* from the test (SMTP, ...)
     # no background indexer: it would load the real model, whose vectors these indexes do not hold
     serve(settings, FakeEncoder(), host="127.0.0.1", port=int(port), workers=int(workers), timeout=30, indexer=False)

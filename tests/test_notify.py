@@ -401,3 +401,66 @@ def test_slack_errors_and_unreachable_smtp_are_clear(world, people, settings):
         text = "\n".join(done.errors)
         assert "Slack refused the message to U0ALICE1: invalid_auth" in text
         assert "SMTP 127.0.0.1:1:" in text
+
+
+# -- the supervised notifier beside a real server --------------------------------------------------
+def test_a_served_request_is_mailed_by_the_notifier_process_even_after_it_is_killed(world, people, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    from tests.e2e_demo import wait_for
+
+    token, _ = users.create_token(world, "alice", "t")
+    world.close()
+    port = free_port()
+    with smtp_server() as (smtp_port, mails):
+        env = {**os.environ, "REFMATCH_SMTP_HOST": "127.0.0.1", "REFMATCH_SMTP_PORT": str(smtp_port),
+               "REFMATCH_SMTP_SECURITY": "none"}  # fmt: skip
+        log = tmp_path / "serve.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.serve_fake", world.settings.db, world.settings.index_dir, str(port), "1"],
+                cwd=Path(__file__).resolve().parents[1], stdout=out, stderr=subprocess.STDOUT, env=env,
+            )  # fmt: skip
+        try:
+            wait_for(lambda: " ready (" in log.read_text() or proc.poll() is not None, what="the worker")
+
+            def ask() -> int:
+                body = json.dumps({"advocate_external_id": "A1", "seeker_external_id": "P1"}).encode()
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/api/v1/requests", data=body, method="POST",
+                    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                )  # fmt: skip
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return json.loads(response.read())["id"]
+
+            first = ask()
+            wait_for(lambda: any(f"#{first}:" in m for _, m in mails), 30, "the first e-mail")
+
+            def notifiers() -> list[int]:
+                found = []
+                for pid in filter(str.isdigit, os.listdir("/proc")):
+                    try:
+                        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                    except OSError:
+                        continue
+                    if b"notify" in argv and b"watch" in argv and os.getsid(int(pid)) == os.getsid(proc.pid):
+                        found.append(int(pid))
+                return found
+
+            [notifier] = notifiers()
+            os.kill(notifier, signal.SIGKILL)
+            second = ask()  # written to the outbox while no notifier runs: nothing is lost
+            wait_for(lambda: [p for p in notifiers() if p != notifier], 30, "a new notifier")
+            wait_for(lambda: any(f"#{second}:" in m for _, m in mails), 30, "the second e-mail")
+            assert {to[0] for to, _ in mails} == {"mia@example.com"}
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
