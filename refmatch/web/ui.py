@@ -15,7 +15,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
-from refmatch.app import queries, tables, users
+from refmatch.app import advocacy, queries, tables, users
 from refmatch.app import requests as workflow
 from refmatch.app import risk as risk_service
 from refmatch.app.notify import outbox
@@ -244,7 +244,12 @@ def _default_purpose(stage: str) -> str:
 
 
 def _account_page(
-    external_id: str, *, purpose: str | None = None, form: dict[str, Any] | None = None, status: int = 200
+    external_id: str,
+    *,
+    purpose: str | None = None,
+    form: dict[str, Any] | None = None,
+    status: int = 200,
+    terms_errors: dict[str, str] | None = None,
 ) -> Page:
     svc = service()
     user = _user()
@@ -273,8 +278,46 @@ def _account_page(
         recent=recent,
         recent_total=recent_total,
         risk=risk,
+        **_terms(external_id, user, terms_errors),
     )
     return page, status
+
+
+def _terms(external_id: str, user: users.User, errors: dict[str, str] | None) -> dict[str, Any]:
+    """A manager's form for the account's advocate terms, its choices and its history; nothing for others."""
+    if not user.is_manager:
+        return {"terms": None}
+    svc = service()
+    return {
+        "terms": advocacy.current(svc, external_id),
+        "terms_errors": errors or {},
+        "terms_history": advocacy.history(svc, external_id, 10),
+        "all_accounts": advocacy.account_choices(svc),
+        "default_capacity": svc.settings.default_capacity,
+    }
+
+
+@bp.post("/accounts/<external_id>/advocate")
+def manage_advocate(external_id: str) -> Page:
+    form = request.form
+    try:
+        with state().writing() as svc:
+            changes = advocacy.manage(
+                svc,
+                _user(),
+                external_id,
+                consent=form.get("consent") == "1",
+                reference_types=form.getlist("reference_types"),
+                capacity_per_quarter=form.get("capacity_per_quarter", "").strip() or None,
+                blackout_until=form.get("blackout_until", "").strip() or None,
+                do_not_match=form.getlist("do_not_match"),
+                note=form.get("note", "").strip() or None,
+            )
+    except InvalidInput as exc:
+        return _account_page(external_id, status=400, terms_errors=field_errors(exc))
+    said = ", ".join(c["field"].replace("_", " ") for c in changes) or "nothing changed"
+    flash(f"Advocate terms saved: {said}.")
+    return redirect(url_for("ui.account", external_id=external_id))
 
 
 @bp.get("/accounts/<external_id>")
