@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import json
 import math
 import re
@@ -447,6 +448,38 @@ def _table_rows(
         yield row, cmap.apply(raw) if cmap else raw, problems, True
 
 
+class _Counted(io.RawIOBase):
+    """A binary file that reports how many bytes have been read from it (for a progress bar)."""
+
+    def __init__(self, raw: io.BufferedReader, advance: Callable[[int], None]):
+        self.raw, self.advance, self.high = raw, advance, 0  # high: the furthest byte read (a re-read after a seek
+        # to the start, once the delimiter is found, is not counted twice)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+    def readinto(self, buffer: Any) -> int:
+        n = self.raw.readinto(buffer)
+        position = self.raw.tell()
+        if position > self.high:
+            self.advance(position - self.high)
+            self.high = position
+        return n or 0
+
+
 def _csv_lines(handle: TextIO, name: str) -> Iterator[tuple[int, list[str]]]:
     # strict: a quote that is never closed is an error at the end of the file, not a cell that swallows every
     # row after it (which used to be reported as "stage: a value is required" on the row it started in)
@@ -551,10 +584,12 @@ def parse_file(
     ignore_unknown: bool = False,
     default_capacity: int | None = None,
     column_map: str | None = None,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
 ) -> ParseResult:
     """Read and validate one CSV (``.csv``, ``.tsv``), spreadsheet (``.xlsx``, its first sheet) or JSON Lines
     (``.jsonl``/``.ndjson``) file. ``column_map``: a preset (``refmatch.crm.PRESETS``) or a TOML map file;
-    None finds a preset from the header of a known export; "none" never maps."""
+    None finds a preset from the header of a known export; "none" never maps. ``progress("reading FILE", bytes)``
+    gives the function told of each chunk read."""
     name, path = str(path), Path(path)
     columns = columns_for(kind, stages=stages, signal_kinds=signal_kinds, default_capacity=default_capacity)
     fmt = _FORMATS.get(path.suffix.lower())
@@ -576,7 +611,9 @@ def parse_file(
             for row, raw, problems, readable in rows:
                 validator.add(row, raw, problems, readable)
             return result
-        with path.open(encoding="utf-8-sig", newline="" if fmt == "csv" else None) as handle:
+        advance = progress(f"reading {path.name}", path.stat().st_size) if progress else (lambda _n: None)
+        counted = io.BufferedReader(_Counted(path.open("rb"), advance))
+        with io.TextIOWrapper(counted, encoding="utf-8-sig", newline="" if fmt == "csv" else None) as handle:
             if fmt == "csv":
                 rows = _table_rows(_csv_lines(handle, name), name, by_name, ignore_unknown, column_map, result)
             else:

@@ -842,3 +842,23 @@ def test_importing_writes_nothing_and_imports_no_shell() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"flask", "click", "sqlite3", "sqlite_utils"}
+
+
+def test_a_long_import_reports_its_progress(tmp_path: Path, service) -> None:
+    rows = [{**ACCOUNT, "external_id": f"X{i}", "profile": "x" * 300} for i in range(2500)]
+    path = write_csv(tmp_path / "big.csv", rows)
+    seen: dict[str, list[int]] = {}
+
+    def factory(name: str, total: int):
+        seen[name] = [total, 0]
+
+        def advance(n: int) -> None:
+            seen[name][1] += n
+
+        return advance
+
+    report = service.import_file("accounts", path, progress=factory)
+    assert report.inserted == 2500
+    size = path.stat().st_size
+    assert seen["reading big.csv"] == [size, size]  # every byte read was told
+    assert seen["writing accounts"] == [2500, 2500]

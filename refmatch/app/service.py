@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
@@ -142,6 +142,7 @@ class Service:
         rejects_path: str | Path | None = None,
         ignore_unknown: bool = False,
         column_map: str | None = None,
+        progress: ProgressFactory | None = None,
     ) -> ImportReport:
         if kind not in UPSERTS:
             raise InvalidInput(f"unknown import kind {kind!r}: expected one of {', '.join(IMPORT_ORDER)}")
@@ -154,6 +155,7 @@ class Service:
             ignore_unknown=ignore_unknown,
             default_capacity=None,
             column_map=column_map,
+            progress=progress,
         )
         report = ImportReport(kind, str(path), result.rows_read, rejected=len(result.rejected_rows), dry_run=dry_run)
         report.mapping, report.ignored_columns = result.mapping, result.ignored_columns
@@ -170,8 +172,9 @@ class Service:
             importing.write_rejects(result, target)
             report.rejects_file = str(target)
         try:
+            advance = progress(f"writing {kind}", len(result.records)) if progress else None
             with transaction(self.db) as conn:
-                counts = UPSERTS[kind](conn, result.records)
+                counts = UPSERTS[kind](conn, _told(result.records, advance))
                 refresh_risk(conn, kind, result.records, self.settings)  # risk scores follow their inputs
                 if dry_run:
                     raise _Rollback
@@ -515,6 +518,16 @@ class Service:
         for b in builds:
             echo(f"index {b.name}: {b.total} vectors ({b.kind}), {b.embedded} embedded, {b.added} added")
         return {"imports": reports, "indexes": builds}
+
+
+def _told(records: list[dict[str, Any]], advance: Callable[[int], None] | None) -> Iterator[dict[str, Any]]:
+    """The records, telling ``advance`` of each 1,000 taken (a progress bar)."""
+    for i, record in enumerate(records, 1):
+        if advance is not None and i % 1000 == 0:
+            advance(1000)
+        yield record
+    if advance is not None and len(records) % 1000:
+        advance(len(records) % 1000)
 
 
 class _Rollback(Exception):

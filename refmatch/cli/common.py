@@ -101,13 +101,17 @@ def progress_bars(
     *,
     describe: Callable[[str], str] = lambda name: f"embedding {name}",
     unit: Callable[[str], str] = lambda _name: "text",
+    scale: bool = False,
 ) -> Callable[[str, int], Callable[[int], None]]:
     """A factory of tqdm bars on stderr (silent when not wanted): ``factory(name, total)`` gives the
     function that advances the bar; it also has ``close``, for a caller that ends a stage early."""
     from tqdm import tqdm
 
     def factory(name: str, total: int) -> Callable[[int], None]:
-        bar = tqdm(total=total or None, desc=describe(name), unit=unit(name), disable=not enabled, leave=False)
+        bar = tqdm(
+            total=total or None, desc=describe(name), unit=unit(name), disable=not enabled, leave=False,
+            unit_scale=scale, unit_divisor=1024 if scale else 1000,
+        )  # fmt: skip
         _OPEN_BARS.append(bar)
 
         def advance(n: int) -> None:

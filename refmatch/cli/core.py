@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from refmatch.cli.common import common, echo_matches, progress_bars
+from refmatch.cli.common import close_bars, common, echo_matches, progress_bars
 from refmatch.domain.vocabulary import IMPORT_KINDS, PURPOSES, REFERENCE_TYPES
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ def import_(
     unless --skip-invalid is given. Headers match without regard to case, and a CSV's
     delimiter (, ; tab |) is found from its header line.
     """
+    bars = progress_bars(sys.stderr.isatty(), describe=lambda name: name, unit=lambda _name: "B", scale=True)
     report = service.import_file(
         kind,
         file,
@@ -63,7 +64,9 @@ def import_(
         rejects_path=rejects,
         ignore_unknown=ignore_unknown,
         column_map=column_map,
+        progress=bars,
     )
+    close_bars()
     click.echo(report.summary())
     if not dry_run and kind in ("accounts", "needs") and (report.inserted or report.updated):
         click.echo(
