@@ -40,7 +40,12 @@ SIGNALS_END = dt.date(2026, 11, 1)
 REPO = Path(__file__).resolve().parent.parent
 SOURCE_NAME = "irish_times_top1000_companies.csv"
 SOURCE_DIRS = [REPO / "shared" / "data", REPO.parent / "shared" / "data"]
-FILES = ["accounts.csv", "needs.csv", "advocates.csv", "signals.csv", "known_matches.json", "README.md", "LICENSE.txt"]
+FILES = ["accounts.csv", "needs.csv", "advocates.csv", "signals.csv", "requests.csv", "known_matches.json", "README.md",
+         "LICENSE.txt"]  # fmt: skip
+# past reference requests: before the current quarter and the 90 days fatigue looks back over, so that
+# matching on the demo is as it was; a few open ones from the last days are overdue
+HISTORY_START, HISTORY_END = dt.date(2025, 6, 2), dt.date(2026, 8, 20)
+HISTORY_COUNT, OPEN_COUNT = 180, 6
 
 STAGES = ["prospect", "onboarding", "adoption", "value", "expansion"]
 STAGE_SHARE = {"prospect": 0.30, "onboarding": 0.12, "adoption": 0.18, "value": 0.22, "expansion": 0.18}
@@ -309,6 +314,30 @@ COLUMNS = {
         ("contact_email", "GENERATED", "first.last@<company slug>.example (not a real address)"),
         ("blackout_until", "GENERATED", "blank for most; some past, some after 2026-11-27"),
         ("topics", "GENERATED", "short topics of the advocate's met needs"),
+    ],
+    "requests.csv": [
+        (
+            "seeker_external_id",
+            "GENERATED",
+            "a prospect (reference), a new deployment (mentor) or an at-risk customer (retention)",
+        ),
+        ("advocate_external_id", "GENERATED", "a consenting advocate that offers the reference type"),
+        ("purpose", "GENERATED", "reference ~70%, mentor ~15%, retention ~15%"),
+        ("reference_type", "GENERATED", "call, site_visit or case_study for references; mentoring; peer_call"),
+        (
+            "status",
+            "GENERATED",
+            "completed ~58%, declined ~14%, cancelled ~10%, scheduled / approved (never closed) ~6% each, requested (the open ones) the rest",
+        ),
+        ("requested_by", "GENERATED", "the demo users: sales for references, cs for mentors and retention"),
+        ("created_at", "GENERATED", "2025-06-02..2026-08-20; the open ones in the week before 2026-11-27"),
+        ("approved_at", "GENERATED", "1-5 days after the request, when approved"),
+        ("scheduled_for", "GENERATED", "3-20 days after approval, when scheduled"),
+        ("completed_at", "GENERATED", "on the scheduled day, when completed"),
+        ("rating", "GENERATED", "1-5 on completed requests, mostly 4-5"),
+        ("deal_outcome", "GENERATED", "won / lost / open on completed references (~60% won)"),
+        ("influenced_arr", "GENERATED", "EUR on won deals, scaled by the prospect's employees"),
+        ("note", "GENERATED", "a short reason, on declined and cancelled requests"),
     ],
     "signals.csv": [
         ("account_external_id", "GENERATED", "customers only"),
@@ -605,6 +634,81 @@ def make_signals(accounts, seed):
     return rows
 
 
+def _stamp(day, rng, hour_lo=8, hour_hi=18):
+    return f"{iso(day)}T{rng.randint(hour_lo, hour_hi - 1):02d}:{rng.randint(0, 59):02d}:00+00:00"
+
+
+def make_history(accounts, advocates, seed):
+    """Past reference requests in every state, with outcomes, over five quarters, and a few open ones."""
+    rng = rng_for(seed, "history")
+    by_id = {a["external_id"]: a for a in accounts}
+    willing = [v for v in advocates if v["consent"] == "true"]
+    pools = {
+        "reference": [a for a in accounts if a["stage"] == "prospect"],
+        "mentor": [a for a in accounts if a["stage"] == "onboarding"],
+        "retention": [a for a in accounts if a["at_risk"]],
+    }
+    types = {"reference": ["call", "site_visit", "case_study"], "mentor": ["mentoring"], "retention": ["peer_call"]}
+    span = (HISTORY_END - HISTORY_START).days
+    rows = []
+    for i in range(HISTORY_COUNT + OPEN_COUNT):
+        purpose = rng.choices(["reference", "mentor", "retention"], [70, 15, 15])[0]
+        ref_type = rng.choices(types[purpose], [6, 2, 2][: len(types[purpose])])[0]
+        seeker = rng.choice(pools[purpose])
+        offered = [v for v in willing if ref_type in v["reference_types"].split(";")
+                   and v["account_external_id"] != seeker["external_id"]]  # fmt: skip
+        advocate = rng.choice(offered)
+        is_open = i >= HISTORY_COUNT
+        created = (
+            TODAY - dt.timedelta(days=rng.randint(4, 8))
+            if is_open
+            else HISTORY_START + dt.timedelta(days=rng.randrange(span))
+        )
+        status = "requested" if is_open else rng.choices(
+            ["completed", "declined", "cancelled", "scheduled", "approved"], [58, 14, 10, 6, 6])[0]  # fmt: skip
+        row = {
+            "seeker_external_id": seeker["external_id"],
+            "advocate_external_id": advocate["account_external_id"],
+            "purpose": purpose,
+            "reference_type": ref_type,
+            "status": status,
+            "requested_by": "sales" if purpose == "reference" else "cs",
+            "created_at": _stamp(created, rng),
+            "approved_at": "",
+            "scheduled_for": "",
+            "completed_at": "",
+            "rating": "",
+            "deal_outcome": "",
+            "influenced_arr": "",
+            "note": "",
+        }
+        if status in ("approved", "scheduled", "completed") or (status == "cancelled" and rng.random() < 0.5):
+            approved = created + dt.timedelta(days=rng.randint(1, 5))
+            row["approved_at"] = _stamp(approved, rng)
+            if status in ("scheduled", "completed"):
+                meeting = approved + dt.timedelta(days=rng.randint(3, 20))
+                row["scheduled_for"] = iso(meeting)
+                if status == "completed":
+                    row["completed_at"] = _stamp(meeting, rng, 9, 17)
+                    row["rating"] = rng.choices([1, 2, 3, 4, 5], [2, 4, 14, 40, 40])[0]
+                    if purpose == "reference":
+                        outcome = rng.choices(["won", "lost", "open"], [60, 30, 10])[0]
+                        row["deal_outcome"] = outcome
+                        if outcome == "won":
+                            size = by_id[seeker["external_id"]]["employees"] or 100
+                            row["influenced_arr"] = int(
+                                min(400_000, max(8_000, size * rng.randint(40, 120))) // 500 * 500
+                            )
+        if status == "declined":
+            row["note"] = rng.choice(["advocate on holiday", "too many calls this quarter", "not the right fit",
+                                      "advocate changing roles"])  # fmt: skip
+        elif status == "cancelled":
+            row["note"] = rng.choice(["deal went quiet", "prospect chose a competitor", "asked elsewhere"])
+        rows.append(row)
+    rows.sort(key=lambda r: (r["created_at"], r["advocate_external_id"]))
+    return rows
+
+
 def to_csv(columns, rows):
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
@@ -726,6 +830,7 @@ def generate(seed, source):
     need_rows = make_needs(accounts, catalogue, seed)
     advocates = make_advocates(accounts, need_rows, seed)
     signals = make_signals(accounts, seed)
+    history = make_history(accounts, advocates, seed)
     account_rows = [
         {
             "external_id": a["external_id"],
@@ -776,6 +881,7 @@ def generate(seed, source):
         "needs.csv": to_csv([c for c, _, _ in COLUMNS["needs.csv"]], needs),
         "advocates.csv": to_csv([c for c, _, _ in COLUMNS["advocates.csv"]], advocates),
         "signals.csv": to_csv([c for c, _, _ in COLUMNS["signals.csv"]], signals),
+        "requests.csv": to_csv([c for c, _, _ in COLUMNS["requests.csv"]], history),
         "known_matches.json": json.dumps(matches, indent=2, ensure_ascii=False) + "\n",
     }
     counts = {
@@ -785,6 +891,7 @@ def generate(seed, source):
             ("needs.csv", needs),
             ("advocates.csv", advocates),
             ("signals.csv", signals),
+            ("requests.csv", history),
             ("known_matches.json", matches),
         ]
     }
@@ -828,6 +935,13 @@ def validate(files):
     for s in rows("signals.csv"):
         assert s["account_external_id"] in ids and is_date(s["observed_on"], hi=SIGNALS_END), s
         assert s["value"].isdigit() and (s["kind"] not in ("health", "usage") or int(s["value"]) <= 100), s
+    advocates = {a["account_external_id"]: a for a in rows("advocates.csv")}
+    for r in rows("requests.csv"):
+        assert r["seeker_external_id"] in ids and r["advocate_external_id"] in advocates, r
+        assert r["reference_type"] in advocates[r["advocate_external_id"]]["reference_types"].split(";"), r
+        assert r["status"] in ("requested", "approved", "scheduled", "completed", "declined", "cancelled"), r
+        assert (r["completed_at"] != "") == (r["status"] == "completed") and r["created_at"] < TODAY.isoformat(), r
+        assert r["status"] == "requested" or r["created_at"] < HISTORY_END.isoformat() + "T23", r
 
 
 def find_source():

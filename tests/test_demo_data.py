@@ -225,3 +225,38 @@ def test_known_matches_hold(data):
                 assert len(open_keys & met_keys.get(other, set())) <= 1, (case, other)
         holders = {n["account_external_id"] for n in data["needs"] if key_of[n["need"]] in open_keys}
         assert holders == {case["seeker"], case["advocate"]}, "reserved needs are used elsewhere"
+
+
+def test_the_demo_loads_its_history_once(tmp_path):
+    from refmatch.app import requests as workflow
+    from refmatch.app.service import Service
+    from refmatch.app.users import User, ensure_demo_users
+    from refmatch.config import load_settings
+    from refmatch.embed.fake import FakeEncoder
+
+    settings = load_settings({"db": str(tmp_path / "d.db"), "index_dir": str(tmp_path / "idx")}, env={})
+    svc = Service(settings, encoder=FakeEncoder())
+    said: list[str] = []
+    svc.load_demo(echo=said.append)
+    rows = list(csv.DictReader(io.StringIO((DATA / "requests.csv").read_text(encoding="utf-8"))))
+    assert f"history: {len(rows)} past reference requests, with their events and outcomes" in said
+    states = dict(svc.conn.execute("SELECT status, COUNT(*) FROM reference_requests GROUP BY status").fetchall())
+    assert set(states) == {"requested", "approved", "scheduled", "completed", "declined", "cancelled"}
+    won = svc.conn.execute("SELECT COUNT(*), SUM(influenced_arr) FROM reference_requests WHERE deal_outcome = 'won'")
+    count, arr = won.fetchone()
+    assert count > 10 and arr > 0
+    trail = svc.conn.execute(
+        "SELECT e.to_status FROM request_events e JOIN reference_requests r ON r.id = e.request_id "
+        "WHERE r.status = 'completed' ORDER BY e.request_id, e.id LIMIT 4"
+    ).fetchall()
+    assert [t[0] for t in trail] == ["requested", "approved", "scheduled", "completed"]
+    viewer = User(id=0, username="x", role="admin")
+    overdue, total = workflow.list_requests(svc, viewer, overdue=True, limit=50)
+    assert total >= 6 and {v.status for v in overdue} <= {"requested", "approved"}
+    assert ensure_demo_users(svc)
+    unlinked = svc.conn.execute("SELECT COUNT(*) FROM reference_requests WHERE requested_by_user_id IS NULL")
+    assert unlinked.fetchone()[0] == 0
+    from refmatch.store.history import load_request_history
+
+    assert load_request_history(svc.db, DATA / "requests.csv", 72) == 0  # once
+    svc.close()

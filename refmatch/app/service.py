@@ -514,6 +514,12 @@ class Service:
                 report = self.import_file(kind, path)
             echo(report.summary())
             reports.append(report)
+        if (folder / "requests.csv").is_file():
+            from refmatch.store.history import load_request_history
+
+            with resources.as_file(folder / "requests.csv") as path:
+                if loaded := load_request_history(self.db, path, self.settings.request_turnaround_hours):
+                    echo(f"history: {loaded} past reference requests, with their events and outcomes")
         builds = self.build_indexes(progress=progress)
         for b in builds:
             echo(f"index {b.name}: {b.total} vectors ({b.kind}), {b.embedded} embedded, {b.added} added")

@@ -421,4 +421,10 @@ def ensure_demo_users(service: Service) -> dict[str, str]:
             password = secrets.token_urlsafe(9)
             add_user(service, username, password, role, display_name=f"Demo {role.replace('_', ' ')}")
             created[username] = password
+    if created:  # the demo's history names its requesters: link their requests to them
+        with transaction(service.db, bump=False) as conn:
+            conn.execute(
+                "UPDATE reference_requests SET requested_by_user_id = (SELECT id FROM users u WHERE u.username = "
+                "reference_requests.requested_by) WHERE requested_by_user_id IS NULL"
+            )
     return created
