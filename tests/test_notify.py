@@ -442,14 +442,20 @@ def test_a_served_request_is_mailed_by_the_notifier_process_even_after_it_is_kil
             wait_for(lambda: any(f"#{first}:" in m for _, m in mails), 30, "the first e-mail")
 
             def notifiers() -> list[int]:
+                """The server's own notifier (a child of the server process; other servers may run too)."""
                 found = []
-                for pid in filter(str.isdigit, os.listdir("/proc")):
+                for task in Path(f"/proc/{proc.pid}/task").iterdir():
                     try:
-                        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                        children = (task / "children").read_text().split()
                     except OSError:
                         continue
-                    if b"notify" in argv and b"watch" in argv and os.getsid(int(pid)) == os.getsid(proc.pid):
-                        found.append(int(pid))
+                    for pid in children:
+                        try:
+                            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                        except OSError:
+                            continue
+                        if b"notify" in argv and b"watch" in argv:
+                            found.append(int(pid))
                 return found
 
             [notifier] = notifiers()
@@ -464,3 +470,28 @@ def test_a_served_request_is_mailed_by_the_notifier_process_even_after_it_is_kil
                 proc.wait(timeout=40)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def test_a_notifier_whose_server_is_gone_stops_by_itself(world, people):
+    import os
+    import subprocess
+    import sys
+
+    from tests.e2e_demo import wait_for
+
+    world.close()
+    env = {**os.environ, "REFMATCH_DB": world.settings.db, "REFMATCH_INDEX_DIR": world.settings.index_dir}
+    shell = subprocess.run(  # the parent starts it, lives 3 s, and is gone (as a server killed with SIGKILL)
+        ["sh", "-c", f"{sys.executable} -m refmatch notify watch --interval 0.2 >/dev/null 2>&1 & echo $!; sleep 3"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    pid = int(shell.stdout.split()[0])
+    from pathlib import Path
+
+    def gone() -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+        except OSError:
+            return True
+
+    wait_for(gone, 20, "the orphaned notifier to stop")

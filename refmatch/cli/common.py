@@ -96,6 +96,15 @@ def echo_matches(result: Any, empty: str = "check consent, capacity, stage and p
 _OPEN_BARS: list[Any] = []  # closed when the command ends, so that an Error line starts a line of its own
 
 
+def orphaned_or(stopping: list[int]) -> Callable[[], bool]:
+    """A background loop's stop test: a signal arrived (``stopping``), or the process that started it is gone
+    (a server killed with SIGKILL cannot stop its indexer and notifier: they stop by themselves)."""
+    import os
+
+    parent = os.getppid()
+    return lambda: bool(stopping) or os.getppid() != parent
+
+
 def progress_bars(
     enabled: bool = True,
     *,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from refmatch.cli.common import close_bars, common, echo_matches, progress_bars
+from refmatch.cli.common import close_bars, common, echo_matches, orphaned_or, progress_bars
 from refmatch.domain.vocabulary import IMPORT_KINDS, PURPOSES, REFERENCE_TYPES
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ def index_watch(service: Service, batch: int, interval: float, nice: int, idle: 
     click.echo(f"indexer watching {service.settings.db_path} (batches of {batch}{below})", err=True)
     try:
         watch(
-            service, batch=batch, interval=interval, stop=lambda: bool(stopping), log=lambda s: click.echo(s, err=True)
+            service, batch=batch, interval=interval, stop=orphaned_or(stopping), log=lambda s: click.echo(s, err=True)
         )
     except KeyboardInterrupt:
         pass

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from refmatch.cli.common import common
+from refmatch.cli.common import common, orphaned_or
 
 if TYPE_CHECKING:
     from refmatch.app.service import Service
@@ -60,7 +60,7 @@ def notify_watch(service: Service, interval: float) -> None:
     signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
     click.echo(f"notifier watching {service.settings.db_path}", err=True)
     try:
-        watch(service, interval=interval, stop=lambda: bool(stopping), log=lambda s: click.echo(s, err=True))
+        watch(service, interval=interval, stop=orphaned_or(stopping), log=lambda s: click.echo(s, err=True))
     except KeyboardInterrupt:
         pass
     click.echo("notifier stopped", err=True)
