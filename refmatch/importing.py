@@ -147,9 +147,14 @@ def _date(value: Any) -> str:
     raise ValueError(f"not a valid date (expected YYYY-MM-DD): {_show(value)}")
 
 
+def is_email(text: str) -> bool:
+    """An e-mail address, as imports, notifications and user contacts all take it (at most 254 characters)."""
+    return len(text) <= 254 and _EMAIL_RE.fullmatch(text) is not None
+
+
 def _email(value: Any) -> str:
     text = _text(254)(value)  # the longest address SMTP carries
-    if not _EMAIL_RE.fullmatch(text):
+    if not is_email(text):
         raise ValueError(f"not a valid e-mail address: {_show(text)}")
     return text
 

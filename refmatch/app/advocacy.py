@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from refmatch import importing
+from refmatch.app.requests.states import raise_if
 from refmatch.app.service import Service
 from refmatch.app.users import User
 from refmatch.domain import clock
@@ -94,8 +95,7 @@ def manage(
     unknown = [x for x in wanted if x not in known]
     if unknown:
         problems.append({"field": "do_not_match", "message": f"unknown account {unknown[0]!r}"})
-    if problems:
-        raise InvalidInput("; ".join(f"{p['field']}: {p['message']}" for p in problems), details=problems)
+    raise_if(problems)
     record = parsed.records[0]
     after = {
         "consent": bool(record["consent"]),

@@ -21,7 +21,6 @@ channel. Nobody is told of their own action. An account owner who is not a user 
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +31,7 @@ from refmatch.config import Settings
 from refmatch.domain import clock
 from refmatch.domain.errors import InvalidInput, NotFound
 from refmatch.domain.limits import is_row_id
+from refmatch.importing import is_email
 from refmatch.store import transaction
 
 CHANNELS = ("email", "slack", "webhook")
@@ -49,7 +49,6 @@ TO_REQUESTER = {"request.approved", "request.declined", "request.scheduled", "re
 TO_MANAGERS = {"request.created", "request.overdue"}
 LEASE = timedelta(minutes=2)  # a claimed row not marked by then is claimed again (its worker died)
 MAX_BACKOFF = timedelta(hours=1)
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,7 @@ def _recipients(conn: sqlite3.Connection, event: str, facts: dict[str, Any], act
         as_user = _people(conn, "email = ? COLLATE NOCASE OR username = ? COLLATE NOCASE", (owner, owner))
         if as_user:
             people += as_user
-        elif _EMAIL.match(owner):
+        elif is_email(owner):
             people.append(Person(None, None, owner, None))
     if event in TO_REQUESTER and facts["requested_by_user_id"] is not None:
         people += _people(conn, "id = ?", (facts["requested_by_user_id"],))

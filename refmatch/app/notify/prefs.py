@@ -9,12 +9,13 @@ import re
 from typing import Any
 
 from refmatch.app.notify.outbox import EVENTS, PERSONAL_CHANNELS
+from refmatch.app.requests.states import raise_if
 from refmatch.app.service import Service
 from refmatch.app.users import User, get_user_by_name
-from refmatch.domain.errors import InvalidInput, NotFound
+from refmatch.domain.errors import NotFound
+from refmatch.importing import is_email
 from refmatch.store import transaction
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _SLACK_MEMBER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 
 
@@ -31,14 +32,14 @@ def set_contact(
     """Set (a value) or clear ("") a user's e-mail address and Slack member id; None leaves one as it is."""
     user = _require(service, username)
     problems = []
-    if email and (len(email) > 254 or not _EMAIL.match(email.strip())):
+    if email and not is_email(email.strip()):
         problems.append({"field": "email", "message": f"not an e-mail address: {email!r}"})
     if slack_user_id and not _SLACK_MEMBER.match(slack_user_id.strip()):
         problems.append(
             {"field": "slack_user_id", "message": f"not a Slack member id (like U0123ABCD): {slack_user_id!r}"}
         )
     if problems:
-        raise InvalidInput("; ".join(f"{p['field']}: {p['message']}" for p in problems), details=problems)
+        raise_if(problems)
     with transaction(service.db, bump=False) as conn:
         if email is not None:
             conn.execute("UPDATE users SET email = ? WHERE id = ?", (email.strip() or None, user.id))
@@ -56,7 +57,7 @@ def _check(event: str, channel: str) -> None:
             {"field": "channel", "message": f"must be one of {', '.join(PERSONAL_CHANNELS)}, got {channel!r}"}
         )
     if problems:
-        raise InvalidInput("; ".join(f"{p['field']}: {p['message']}" for p in problems), details=problems)
+        raise_if(problems)
 
 
 def set_muted(service: Service, username: str, event: str, channel: str, muted: bool) -> dict[str, Any]:
