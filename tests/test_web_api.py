@@ -37,6 +37,10 @@ READS = [
     "/api/v1/advocates/load",
     "/api/v1/requests",
     "/api/v1/openapi.json",
+    "/api/v1/exports/accounts",
+    "/api/v1/exports/advocates",
+    "/api/v1/exports/requests",
+    "/api/v1/exports/accounts/P1/matches?format=xlsx",
 ]
 
 
@@ -478,3 +482,73 @@ def test_writes_are_serialized(app, client, tokens):
         assert worker.is_alive() and not results  # waiting for the lock
     worker.join(5)
     assert results == [201]
+
+
+# -- exports ---------------------------------------------------------------------------------
+
+
+def _csv(response) -> list[dict[str, str]]:
+    import csv
+    import io
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "text/csv" and response.headers["Content-Disposition"].startswith("attachment;")
+    return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+
+
+def test_exports_give_the_lists_as_files_with_the_same_filters(client, tokens):
+    created = create(client, tokens["sales"]).get_json()
+    m = tokens["manager"]
+    listed = client.get("/api/v1/accounts?limit=200", headers=m).get_json()["items"]
+    exported = _csv(client.get("/api/v1/exports/accounts", headers=m))
+    assert [r["external_id"] for r in exported] == [a["external_id"] for a in listed]
+    assert [r["external_id"] for r in _csv(client.get("/api/v1/exports/accounts?q=P1", headers=m))] == ["P1"]
+    requests = _csv(client.get("/api/v1/exports/requests?status=requested", headers=m))
+    assert [(r["id"], r["advocate_external_id"], r["seeker_external_id"]) for r in requests] == [
+        (str(created["id"]), "A1", "P1")
+    ]
+    assert _csv(client.get("/api/v1/exports/requests?status=approved", headers=m)) == []
+    advocates = _csv(client.get("/api/v1/exports/advocates?consent=true", headers=m))
+    assert "A1" in {r["external_id"] for r in advocates} and "A4" not in {r["external_id"] for r in advocates}
+    assert any(r["contact_name"] == "Pat Murphy" for r in advocates)
+    sales_view = _csv(client.get("/api/v1/exports/advocates?consent=true", headers=tokens["sales"]))
+    assert {r["contact_name"] for r in sales_view} == {""}  # contacts only for those who may see them
+    api_matches = client.get("/api/v1/accounts/P1/matches?k=3", headers=m).get_json()["matches"]
+    matches = _csv(client.get("/api/v1/exports/accounts/P1/matches?k=3", headers=m))
+    assert [r["advocate_external_id"] for r in matches] == [x["advocate"]["external_id"] for x in api_matches]
+    assert (
+        'filename="refmatch-P1-reference-matches-'
+        in client.get("/api/v1/exports/accounts/P1/matches", headers=m).headers["Content-Disposition"]
+    )
+
+
+def test_an_export_as_xlsx_and_its_errors(client, tokens):
+    import io
+
+    import openpyxl
+
+    m = tokens["manager"]
+    response = client.get("/api/v1/exports/accounts?format=xlsx", headers=m)
+    assert response.mimetype.endswith("spreadsheetml.sheet")
+    sheet = openpyxl.load_workbook(io.BytesIO(response.data)).active
+    assert [c.value for c in next(sheet.iter_rows(max_row=1))][:2] == ["external_id", "name"]
+    bad = client.get("/api/v1/exports/accounts?format=pdf", headers=m)
+    assert bad.status_code == 400 and bad.get_json()["error"]["details"][0]["field"] == "format"
+    paged = client.get("/api/v1/exports/requests?limit=5", headers=m)
+    assert paged.status_code == 400 and paged.get_json()["error"]["details"][0] == {
+        "field": "limit", "message": "unknown field"
+    }  # fmt: skip
+    assert client.get("/api/v1/exports/accounts/NOPE/matches", headers=m).status_code == 404
+    assert client.get("/api/v1/exports/accounts").status_code == 401
+
+
+def test_the_document_lists_each_export_file_type():
+    from refmatch.web.api import document
+
+    paths = document()["paths"]
+    exports = [p for p in paths if p.startswith("/api/v1/exports/")]
+    assert len(exports) == 5
+    for path in exports:
+        assert set(paths[path]["get"]["responses"]["200"]["content"]) == {
+            "text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        }  # fmt: skip

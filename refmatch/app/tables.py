@@ -14,6 +14,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from refmatch.app import queries
+from refmatch.app import requests as workflow
+from refmatch.app import risk as risk_service
+from refmatch.app.service import Service
+from refmatch.app.users import User
+from refmatch.domain import clock
 from refmatch.domain.errors import InvalidInput
 
 FORMATS = ("csv", "xlsx")
@@ -112,6 +118,55 @@ def every_page(
         offset += len(items)
         if not items or offset >= total or len(out) >= MAX_ROWS:
             return out[:MAX_ROWS], total > MAX_ROWS
+
+
+# -- the lists, each with the filters its page and its API operation take ----------------------------------
+
+
+def accounts(service: Service, **filters: Any) -> Table:
+    """Accounts as ``queries.list_accounts`` finds them with ``filters`` (every page)."""
+    items, cut = every_page(
+        lambda limit, offset: queries.list_accounts(service, **filters, limit=limit, offset=offset), queries.MAX_LIMIT
+    )
+    return table("accounts", items, cut=cut)
+
+
+def advocates(service: Service, user: User, **filters: Any) -> Table:
+    """Advocates as ``queries.list_advocates`` finds them; contacts only for those who may see them."""
+    contact = workflow.can_see_contact(user, None)
+    items, cut = every_page(
+        lambda limit, offset: queries.list_advocates(
+            service, **filters, include_contact=contact, limit=limit, offset=offset
+        ),
+        queries.MAX_LIMIT,
+    )
+    return table("advocates", items, cut=cut)
+
+
+def requests(service: Service, user: User, **filters: Any) -> Table:
+    """Reference requests as ``user`` sees them in the queue, with ``filters``."""
+    items, cut = every_page(
+        lambda limit, offset: workflow.list_requests(service, user, **filters, limit=limit, offset=offset),
+        workflow.MAX_PAGE,
+        lambda view: view.as_dict(),
+    )
+    return table("requests", items, cut=cut)
+
+
+def at_risk(service: Service, level: str | None) -> Table:
+    """Accounts at ``level`` or above, riskiest first (the scores must be current: the caller brings them)."""
+    items, cut = risk_service.at_risk_rows(service, level=level, most=MAX_ROWS)
+    return table("at-risk", items, cut=cut)
+
+
+def matches(service: Service, external_id: str, **args: Any) -> Table:
+    """A stored account's matches for ``args`` (purpose, k, reference type, product)."""
+    return table("matches", service.match_account(external_id, **args).as_dict()["matches"])
+
+
+def filename(label: str, fmt: str) -> str:
+    """The name a download is saved under: what it is and the day it was made."""
+    return f"refmatch-{label}-{clock.today().isoformat()}.{fmt}"
 
 
 def check_format(value: str) -> str:

@@ -14,13 +14,14 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
 from spectree import Response as Answers
 
-from refmatch.app import queries
+from refmatch.app import queries, tables
 from refmatch.app import requests as workflow
 from refmatch.app import risk as risk_service
 from refmatch.web import schemas
 from refmatch.web.auth import EDITORS, current_user, require_role
 from refmatch.web.errors import HttpError
-from refmatch.web.openapi import responses, spec
+from refmatch.web.files import file_response
+from refmatch.web.openapi import file_responses, responses, spec, with_files
 from refmatch.web.schemas import page
 from refmatch.web.state import SharedService, WebState
 
@@ -51,7 +52,7 @@ def document(app: Flask | None = None) -> dict[str, Any]:
         app.register_blueprint(bp)
         app.register_blueprint(ops)
     with app.app_context():  # spectree reads the routes of the current app
-        return copy.deepcopy(spec.spec)
+        return with_files(copy.deepcopy(spec.spec))
 
 
 @bp.before_request
@@ -347,3 +348,58 @@ def transition(request_id: int) -> Response:
     with state().writing() as svc:
         view = workflow.transition(svc, _user(), request_id, to_status, **args)
     return jsonify(_request_body(view))
+
+
+# -- exports: the lists above as CSV or XLSX files, with the same filters -------------------
+
+
+@bp.get("/exports/accounts")
+@spec.validate(query=schemas.AccountsExport, resp=file_responses(), tags=["exports"])
+def export_accounts() -> Response:
+    """Accounts as a file, with the filters of GET /accounts"""
+    query: schemas.AccountsExport = _ctx("query")
+    return file_response(tables.accounts(service(), **query.model_dump(exclude={"format"})), query.format)
+
+
+@bp.get("/exports/advocates")
+@spec.validate(query=schemas.AdvocatesExport, resp=file_responses(), tags=["exports"])
+def export_advocates() -> Response:
+    """Advocates as a file, with the filters of GET /advocates"""
+    query: schemas.AdvocatesExport = _ctx("query")
+    t = tables.advocates(
+        service(), _user(), q=query.q, consent=query.consent, reference_type=query.reference_type,
+        near_capacity_only=query.near_capacity,
+    )  # fmt: skip
+    return file_response(t, query.format)
+
+
+@bp.get("/exports/requests")
+@spec.validate(query=schemas.RequestsExport, resp=file_responses(), tags=["exports"])
+def export_requests() -> Response:
+    """Reference requests as a file, with the filters of GET /requests"""
+    query: schemas.RequestsExport = _ctx("query")
+    t = tables.requests(
+        service(), _user(), status=query.status, advocate_external_id=query.advocate, mine=query.mine,
+        overdue=query.overdue,
+    )  # fmt: skip
+    return file_response(t, query.format)
+
+
+@bp.get("/exports/at-risk")
+@spec.validate(query=schemas.AtRiskExport, resp=file_responses(), tags=["exports"])
+def export_at_risk() -> Response:
+    """At-risk accounts as a file, riskiest first, with their renewal dates and reasons"""
+    query: schemas.AtRiskExport = _ctx("query")
+    state().bring_risk_current()
+    return file_response(tables.at_risk(service(), query.level), query.format)
+
+
+@bp.get("/exports/accounts/<external_id>/matches")
+@spec.validate(
+    query=schemas.MatchesExport, resp=file_responses("404"), tags=["exports"], path_parameter_descriptions=ACCOUNT_ID
+)
+def export_matches(external_id: str) -> Response:
+    """A stored seeker's matches as a file, with the options of GET /accounts/{external_id}/matches"""
+    query: schemas.MatchesExport = _ctx("query")
+    t = tables.matches(service(), external_id, **query.model_dump(exclude={"format"}))
+    return file_response(t, query.format, label=f"{external_id}-{query.purpose}-matches")

@@ -8,6 +8,7 @@ gets the one error envelope (400, every problem naming its field), as any other 
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from spectree import Response, SecurityScheme, SpecTree
@@ -87,6 +88,32 @@ spec = SpecTree(
     ],
     security=[{"bearerAuth": []}, {"sessionCookie": []}],
 )
+
+
+FILE_CONTENT = {
+    "text/csv": {"schema": {"type": "string"}},
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+        "schema": {"type": "string", "contentEncoding": "binary"}
+    },
+}
+FILE_OK = "the list as a file to save (Content-Disposition names it): every row the filters find, up to 100,000"
+
+
+def file_responses(*errors: str) -> Response:
+    """What an export answers: the file (its media types are added by ``with_files``), or the error envelope."""
+    declared: dict[str, Any] = {f"HTTP_{code}": (schemas.Error, ERRORS[code]) for code in sorted(
+        set(errors) | {"400", "401", "403", "500", "503"})}  # fmt: skip
+    declared["HTTP_200"] = (None, FILE_OK)
+    return Response(**declared)
+
+
+def with_files(document: dict[str, Any]) -> dict[str, Any]:
+    """The document with the media types of each export's file (spectree documents JSON bodies only)."""
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            if isinstance(operation, dict) and "exports" in operation.get("tags", ()):
+                operation["responses"]["200"]["content"] = copy.deepcopy(FILE_CONTENT)
+    return document
 
 
 def responses(ok: type | None, *errors: str, status: int = 200, public: bool = False, body: bool = False) -> Response:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from refmatch.app import tables
 from refmatch.domain import limits, vocabulary
 
 Purpose = Literal["reference", "mentor", "retention"]
@@ -22,6 +23,7 @@ RequestState = Literal["requested", "approved", "declined", "scheduled", "comple
 DealOutcome = Literal["won", "lost", "open"]
 Role = Literal["sales", "cs", "reference_manager", "admin"]
 RiskLevel = Literal["low", "medium", "high"]
+FileFormat = Literal["csv", "xlsx"]
 # the vocabulary is defined in refmatch.domain.vocabulary; these literals must say the same
 for _literal, _words in (
     (Purpose, vocabulary.PURPOSES),
@@ -31,6 +33,7 @@ for _literal, _words in (
     (DealOutcome, vocabulary.DEAL_OUTCOMES),
     (Role, vocabulary.ROLES),
     (RiskLevel, vocabulary.RISK_LEVELS),
+    (FileFormat, tables.FORMATS),
 ):
     if get_args(_literal) != tuple(_words):
         raise RuntimeError(f"refmatch.web.schemas: {_literal} differs from the vocabulary {_words}")
@@ -87,7 +90,11 @@ class PageQuery(Strict):
     offset: int = Field(0, ge=0, le=limits.MAX_OFFSET)
 
 
-class AccountsQuery(PageQuery):
+class FileQuery(Strict):
+    format: FileFormat = Field("csv", description="csv (UTF-8, a header row) or xlsx")
+
+
+class AccountsFilter(Strict):
     q: str | None = Field(
         None, description="full-text search: every word (or a word it begins) in the account or its needs"
     )
@@ -97,6 +104,14 @@ class AccountsQuery(PageQuery):
     products: str | None = Field(None, description="accounts using any of these products (';' or ',' between them)")
 
 
+class AccountsQuery(AccountsFilter, PageQuery):
+    pass
+
+
+class AccountsExport(AccountsFilter, FileQuery):
+    pass
+
+
 class MatchesQuery(Strict):
     purpose: Purpose = "reference"
     k: int | None = Field(None, ge=1, le=100)
@@ -104,14 +119,25 @@ class MatchesQuery(Strict):
     product: str | None = Field(None, description="the product the seeker needs a peer on")
 
 
+class MatchesExport(MatchesQuery, FileQuery):
+    pass
+
+
 class RiskQuery(Strict):
     as_of: Day | None = Field(None, description="score as of this day (YYYY-MM-DD); default today")
 
 
-class AtRiskQuery(Strict):
+class AtRiskFilter(Strict):
     level: RiskLevel | None = Field(None, description="the lowest level listed; default the configured at-risk level")
+
+
+class AtRiskQuery(AtRiskFilter):
     limit: int = Field(20, ge=1, le=100, description="each account of a page is matched: pages stay small")
     offset: int = Field(0, ge=0, le=limits.MAX_OFFSET)
+
+
+class AtRiskExport(AtRiskFilter, FileQuery):
+    pass
 
 
 class NeedsQuery(PageQuery):
@@ -120,22 +146,38 @@ class NeedsQuery(PageQuery):
     q: str | None = Field(None, description="case-insensitive substring search")
 
 
-class AdvocatesQuery(PageQuery):
+class AdvocatesFilter(Strict):
     q: str | None = Field(None, description="case-insensitive substring search")
     consent: bool | None = None
     reference_type: ReferenceType | None = None
     near_capacity: bool = Field(False, description="only advocates with at most one slot left")
 
 
+class AdvocatesQuery(AdvocatesFilter, PageQuery):
+    pass
+
+
+class AdvocatesExport(AdvocatesFilter, FileQuery):
+    pass
+
+
 class LoadQuery(PageQuery):
     near_capacity: bool = False
 
 
-class RequestsQuery(PageQuery):
+class RequestsFilter(Strict):
     status: RequestState | None = None
     advocate: str | None = Field(None, description="the advocate's external id")
     mine: bool = Field(False, description="only the caller's own requests")
     overdue: bool = Field(False, description="only requests still waiting past their due date, longest overdue first")
+
+
+class RequestsQuery(RequestsFilter, PageQuery):
+    pass
+
+
+class RequestsExport(RequestsFilter, FileQuery):
+    pass
 
 
 # -- accounts ---------------------------------------------------------------------------

@@ -20,12 +20,13 @@ from refmatch.app import requests as workflow
 from refmatch.app import risk as risk_service
 from refmatch.app.notify import outbox
 from refmatch.app.notify import prefs as notify_prefs
-from refmatch.domain import clock, limits, vocabulary
+from refmatch.domain import limits, vocabulary
 from refmatch.domain.errors import Forbidden, InvalidInput, RefmatchError
 from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, PURPOSES
 from refmatch.risk import LEVELS
 from refmatch.web.auth import current_user, safe_next, sign_in, sign_out
 from refmatch.web.errors import field_errors, status_of
+from refmatch.web.files import file_response
 from refmatch.web.state import SharedService, WebState
 
 bp = Blueprint("ui", __name__)
@@ -118,14 +119,9 @@ def wants_file() -> bool:
     return "format" in request.args
 
 
-def download(name: str, items: list[dict[str, Any]], cut: bool = False, label: str | None = None) -> Response:
+def download(t: tables.Table, label: str | None = None) -> Response:
     """A list as the CSV or XLSX file ``?format=`` asks for, named after it and today."""
-    fmt = tables.check_format(request.args.get("format", ""))
-    body = tables.encode(tables.table(name, items, cut=cut), fmt)
-    filename = f"refmatch-{label or name}-{clock.today().isoformat()}.{fmt}"
-    return Response(
-        body, mimetype=tables.MEDIA[fmt], headers={"Content-Disposition": f'attachment; filename="{filename}"'}
-    )
+    return file_response(t, request.args.get("format", ""), label)
 
 
 # -- signing in ----------------------------------------------------------------------
@@ -217,13 +213,7 @@ def accounts() -> Page:
     if uncovered in queries.COVERAGE_PURPOSES:
         external_ids = queries.coverage(svc, uncovered).uncovered
     if wants_file():
-        every, cut = tables.every_page(
-            lambda limit, offset: queries.list_accounts(
-                svc, **{k: v or None for k, v in filters.items()}, external_ids=external_ids, limit=limit, offset=offset
-            ),
-            queries.MAX_LIMIT,
-        )
-        return download("accounts", every, cut)
+        return download(tables.accounts(svc, **{k: v or None for k, v in filters.items()}, external_ids=external_ids))
     items, total = queries.list_accounts(
         svc, **{k: v or None for k, v in filters.items()}, external_ids=external_ids, limit=PER_PAGE,
         offset=_offset(page),
@@ -326,8 +316,7 @@ def account(external_id: str) -> Page:
         svc = service()
         account = queries.get_account(svc, external_id, include_contact=False)
         purpose = request.args.get("purpose") or _default_purpose(account["stage"])
-        result = svc.match_account(external_id, purpose=purpose)
-        return download("matches", result.as_dict()["matches"], label=f"{external_id}-{purpose}-matches")
+        return download(tables.matches(svc, external_id, purpose=purpose), label=f"{external_id}-{purpose}-matches")
     return _account_page(external_id, purpose=request.args.get("purpose"))
 
 
@@ -376,8 +365,7 @@ def at_risk() -> Page:
     level = level if level in LEVELS else ""
     state().bring_risk_current()
     if wants_file():
-        every, cut = risk_service.at_risk_rows(svc, level=level or None, most=tables.MAX_ROWS)
-        return download("at-risk", every, cut)
+        return download(tables.at_risk(svc, level or None))
     items, total, shown_level = risk_service.at_risk_page(
         svc, level=level or None, limit=RISK_PER_PAGE, offset=_offset(page, RISK_PER_PAGE)
     )
@@ -477,14 +465,7 @@ def requests_queue() -> Page:
     mine = request.args.get("mine") == "1"
     overdue = request.args.get("overdue") == "1"
     if wants_file():
-        every, cut = tables.every_page(
-            lambda limit, offset: workflow.list_requests(
-                svc, user, status=status or None, mine=mine, overdue=overdue, limit=limit, offset=offset
-            ),
-            workflow.MAX_PAGE,
-            lambda view: view.as_dict(),
-        )
-        return download("requests", every, cut)
+        return download(tables.requests(svc, user, status=status or None, mine=mine, overdue=overdue))
     views, total = workflow.list_requests(
         svc, user, status=status or None, mine=mine, overdue=overdue, limit=PER_PAGE, offset=_offset(page)
     )
@@ -549,14 +530,10 @@ def advocates() -> Page:
     consent = {"yes": True, "no": False}.get(request.args.get("consent", ""))
     near = request.args.get("near") == "1"
     if wants_file():
-        every, cut = tables.every_page(
-            lambda limit, offset: queries.list_advocates(
-                svc, q=q or None, consent=consent, reference_type=ref_type or None, near_capacity_only=near,
-                include_contact=workflow.can_see_contact(_user(), None), limit=limit, offset=offset,
-            ),
-            queries.MAX_LIMIT,
+        return download(
+            tables.advocates(svc, _user(), q=q or None, consent=consent, reference_type=ref_type or None,
+                             near_capacity_only=near)
         )  # fmt: skip
-        return download("advocates", every, cut)
     items, total = queries.list_advocates(
         svc,
         q=q or None,
