@@ -40,8 +40,28 @@ SIGNALS_END = dt.date(2026, 11, 1)
 REPO = Path(__file__).resolve().parent.parent
 SOURCE_NAME = "irish_times_top1000_companies.csv"
 SOURCE_DIRS = [REPO / "shared" / "data", REPO.parent / "shared" / "data"]
-FILES = ["accounts.csv", "needs.csv", "advocates.csv", "signals.csv", "requests.csv", "known_matches.json", "README.md",
-         "LICENSE.txt"]  # fmt: skip
+FILES = ["accounts.csv", "needs.csv", "advocates.csv", "signals.csv", "churn.csv", "requests.csv", "known_matches.json",
+         "README.md", "LICENSE.txt"]  # fmt: skip
+# former customers: they left between these days, after months of warning signs (most of them)
+CHURN_START, CHURN_END, CHURN_COUNT = dt.date(2026, 5, 20), dt.date(2026, 11, 20), 60
+CHURN_REASONS = ["budget cut", "moved to a competitor", "project cancelled", "acquired by a group on another system",
+                 "poor adoption", "price"]  # fmt: skip
+RECOVERY_SHARE = 0.5  # of consenting advocates: an episode of trouble in their signal history, overcome since
+# at-risk accounts and recovered advocates each have some of these troubles (the risk rules' names for them)
+TROUBLES = ["falling usage", "poor health", "support backlog", "escalations"]
+SECTOR = {  # source Category -> what the profile calls the company
+    "Transport": "transport company", "Financial Services Aviation": "aviation finance and leasing firm",
+    "Retailing": "retailer", "Tourism": "tourism and hospitality business", "Food": "food producer",
+    "Agribusiness": "agribusiness", "Manufacturing": "manufacturer", "Pharma": "pharmaceutical company",
+    "Health": "healthcare provider", "Technology": "technology company",
+    "Business Technology": "business technology company", "Consumer Technology": "consumer technology company",
+    "Communications": "communications company", "Media And Marketing": "media and marketing business",
+    "Financial Services": "financial services firm", "Financial Services Banking": "bank",
+    "Financial Services Insurance": "insurer", "Professional Services": "professional services firm",
+    "Professional Services Consultancy": "consultancy", "Professional Services Accountancy": "accountancy practice",
+    "Professional Services Law": "law firm", "Construction": "construction company", "Energy": "energy company",
+    "Resources": "natural resources company", "Property": "property company",
+}  # fmt: skip
 # past reference requests: before the current quarter and the 90 days fatigue looks back over, so that
 # matching on the demo is as it was; a few open ones from the last days are overdue
 HISTORY_START, HISTORY_END = dt.date(2025, 6, 2), dt.date(2026, 8, 20)
@@ -291,10 +311,14 @@ COLUMNS = {
         (
             "renewal_date",
             "GENERATED",
-            "within a year after 2026-11-27 (sooner for at-risk accounts); blank for prospects",
+            "within a year after 2026-11-27 (sooner for at-risk accounts); blank for prospects and former customers",
         ),
         ("owner", "GENERATED", "one of six fictional reps at example.com"),
-        ("profile", "REAL", "source `Description`, whitespace collapsed and a space added between glued sentences"),
+        (
+            "profile",
+            "GENERATED",
+            "written by the script from the facts (name, sector, employees, country) and the generated products and needs; no source description text",
+        ),
         ("do_not_match", "GENERATED", "competitor pairs chosen by this script (both directions)"),
     ],
     "needs.csv": [
@@ -341,13 +365,22 @@ COLUMNS = {
     ],
     "signals.csv": [
         ("account_external_id", "GENERATED", "customers only"),
-        ("observed_on", "GENERATED", "first of each month, the last 6-9 months up to 2026-11-01"),
+        (
+            "observed_on",
+            "GENERATED",
+            "first of each month, the last 6-9 months up to 2026-11-01 (for former customers, up to the month they left)",
+        ),
         ("kind", "GENERATED", "health, usage, open_tickets, escalation, nps, champion_left"),
         (
             "value",
             "GENERATED",
-            "health 0-100; usage = % of licensed seats active that month; open_tickets a count; escalation 1 opened / 0 resolved; nps 0-10 (quarterly); champion_left 1",
+            "health 0-100; usage = % of licensed seats active that month; open_tickets a count; escalation 1 opened / 0 resolved; nps 0-10 (quarterly); champion_left 1. At-risk and most former customers slide into poor health and 1-2 more troubles (falling usage, support backlog, escalations) over their last months; about half of the consenting advocates had such an episode in the past and recovered",
         ),
+    ],
+    "churn.csv": [
+        ("account_external_id", "GENERATED", f"{CHURN_COUNT} former customers (adopted, never advocates)"),
+        ("churned_on", "GENERATED", f"the day they left, {CHURN_START}..{CHURN_END}"),
+        ("reason", "GENERATED", "a short reason: " + ", ".join(CHURN_REASONS)),
     ],
 }
 
@@ -406,8 +439,8 @@ def load_accounts(source):
         rows = list(csv.DictReader(fh))
     accounts = {}
     for row in rows:
-        profile, name = clean_text(row["Description"]), clean_text(row["Company"])
-        if not profile:
+        name = clean_text(row["Company"])
+        if not clean_text(row["Description"]):  # the same companies as ever; the text itself is never used
             continue
         ext_id = "IE-" + slug(name).upper()
         while ext_id in accounts:
@@ -419,7 +452,6 @@ def load_accounts(source):
             "employees": parse_employees(row["Employees"]),
             "country": "Ireland",
             "region": "EMEA",
-            "profile": profile,
             "slug": slug(name),
             "do_not_match": [],
             "at_risk": False,
@@ -577,53 +609,108 @@ def make_advocates(accounts, need_rows, seed):
     return rows
 
 
-def months_back(count):
-    year, month, out = SIGNALS_END.year, SIGNALS_END.month, []
+def months_back(count, end=SIGNALS_END):
+    year, month, out = end.year, end.month, []
     for _ in range(count):
         out.append(dt.date(year, month, 1))
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
     return out[::-1]
 
 
-def make_signals(accounts, seed):
+def _some_troubles(rng, must):
+    """``must`` and one or two more of TROUBLES, in their order."""
+    extra = [t for t in TROUBLES if t != must]
+    chosen = {must, *rng.sample(extra, rng.randint(1, 2))}
+    return [t for t in TROUBLES if t in chosen]
+
+
+def pick_churn(accounts, advocates, seed):
+    """Former customers: adopted customers (never advocates, at risk now or planted) who left in 2026.
+    Most showed warning signs first (a subset of TROUBLES); a quarter left without any."""
+    rng = rng_for(seed, "churn")
+    advocating = {v["account_external_id"] for v in advocates}
+    pool = [a for a in accounts if a["stage"] in ("adoption", "value", "expansion") and not a["at_risk"]
+            and not a.get("planted") and a["external_id"] not in advocating]  # fmt: skip
+    rows = []
+    for acc in sorted(rng.sample(pool, CHURN_COUNT), key=lambda a: a["external_id"]):
+        acc["churned_on"] = CHURN_START + dt.timedelta(days=rng.randrange((CHURN_END - CHURN_START).days))
+        acc["troubles"] = [] if rng.random() < 0.25 else _some_troubles(rng, "poor health")
+        if acc["troubles"]:
+            acc["health"] = rng.randint(22, 46)
+        acc["renewal_date"] = ""  # they left: nothing to renew
+        rows.append({"account_external_id": acc["external_id"], "churned_on": iso(acc["churned_on"]),
+                     "reason": rng.choice(CHURN_REASONS)})  # fmt: skip
+    return rows
+
+
+def _trouble_curve(rng, acc, n, recovered):
+    """How bad things were each month, 0 (fine) to 1 (worst), and which troubles they were."""
+    if acc["at_risk"] or acc.get("churned_on"):
+        troubles = acc.setdefault("troubles", _some_troubles(rng, "poor health"))
+        ramp = max(1, min(n - 1, rng.randint(3, 4)))  # things went wrong over the last few months
+        return [max(0.0, 1 - (n - 1 - i) / ramp) if troubles else 0.0 for i in range(n)], troubles
+    if recovered and n >= 8:  # an episode in the past, overcome: worst for two months, better two months on
+        troubles = _some_troubles(rng, rng.choice(["falling usage", "poor health"]))
+        start = rng.randint(1, n - 7)
+        shape = {start: 0.5, start + 1: 1.0, start + 2: 1.0, start + 3: 0.4}
+        return [shape.get(i, 0.0) for i in range(n)], troubles
+    return [0.0] * n, []
+
+
+def make_signals(accounts, advocates, seed):
+    """Monthly health, usage, open tickets, escalations, quarterly NPS and champion changes for customers: a
+    steady run for most, a slide into their troubles for at-risk and former customers, and for about half of
+    the consenting advocates an episode of trouble they have overcome (the peer saves retention matching needs)."""
     rng = rng_for(seed, "signals")
+    willing = {v["account_external_id"] for v in advocates if v["consent"] == "true"}
     rows = []
     for acc in accounts:
         if acc["stage"] == "prospect":
             continue
-        days = months_back(rng.randint(6, 9))
+        churned = acc.get("churned_on")
+        days = months_back(rng.randint(6, 9), dt.date(churned.year, churned.month, 1) if churned else SIGNALS_END)
         if acc["stage"] == "onboarding":  # no usage data before the deployment started
             days = [d for d in days if d >= acc["stage_since"]] or days[-1:]
-        n, risk, end_health = len(days), acc["at_risk"], acc["health"]
-        start_health = rng.randint(68, 85) if risk else end_health + rng.randint(-8, 8)
-        usage0 = rng.randint(60, 85) if risk else rng.randint(55, 92)
-        usage1 = rng.randint(15, 40) if risk else usage0 + rng.randint(-6, 6)
+        n = len(days)
+        recovered = acc["external_id"] in willing and rng.random() < RECOVERY_SHARE
+        curve, troubles = _trouble_curve(rng, acc, n, recovered)
+        sliding = bool(troubles) and curve[-1] > 0  # in trouble at the end of the record
+        end_health = acc["health"]
+        base_health = rng.randint(68, 85) if sliding else end_health
+        low_health = end_health if sliding else rng.randint(34, 46)
+        usage0 = rng.randint(60, 88)
         champion_month = (
             n - 1 - rng.randint(0, min(2, n - 1))
-            if risk and rng.random() < 0.45
+            if sliding and rng.random() < 0.45
             else rng.randrange(n)
             if rng.random() < 0.02
             else None
         )
         escalation_open = False
         for i, day in enumerate(days):
-            t = i / (n - 1) if n > 1 else 1.0
-            health = (
-                end_health if i == n - 1 else round(start_health + (end_health - start_health) * t + rng.randint(-3, 3))
-            )
-            usage = round(usage0 + (usage1 - usage0) * t + rng.randint(-4, 4))
-            tickets = round(2 + 8 * t + rng.randint(0, 2)) if risk else rng.choices(range(6), [35, 30, 18, 10, 5, 2])[0]
-            obs = [("health", min(100, max(0, health))), ("usage", min(100, max(0, usage))), ("open_tickets", tickets)]
-            opens = (risk and i == n - 1) or (i < n - 1 and rng.random() < (0.15 if risk else 0.05))
+            x = curve[i]
+            if "poor health" in troubles:
+                health = base_health - (base_health - low_health) * x + rng.randint(-3, 3)
+            else:
+                health = base_health + rng.randint(-6, 6)
+            if i == n - 1:
+                health = end_health
+            usage = usage0 * (1 - 0.55 * x if "falling usage" in troubles else 1) + rng.randint(-4, 4)
+            if "support backlog" in troubles and x > 0:
+                tickets = round(2 + 8 * x) + rng.randint(0, 2)
+            else:
+                tickets = rng.choices(range(6), [35, 30, 18, 10, 5, 2])[0]
+            obs = [("health", min(100, max(0, round(health)))), ("usage", min(100, max(0, round(usage)))),
+                   ("open_tickets", tickets)]  # fmt: skip
+            if "escalations" in troubles and x > 0:
+                opens = x >= 0.5
+            else:
+                opens = i < n - 1 and rng.random() < 0.05
             if opens != escalation_open:  # 1 when an escalation opens, 0 when it is resolved
                 obs.append(("escalation", int(opens)))
                 escalation_open = opens
             if day.month in (2, 5, 8, 11):
-                nps = (
-                    rng.randint(0, 5)
-                    if risk and i == n - 1
-                    else rng.choices(range(11), [1, 1, 1, 1, 2, 3, 5, 10, 14, 12, 8])[0]
-                )
+                nps = rng.randint(0, 5) if x >= 0.5 else rng.choices(range(11), [1, 1, 1, 1, 2, 3, 5, 10, 14, 12, 8])[0]
                 obs.append(("nps", nps))
             if i == champion_month:
                 obs.append(("champion_left", 1))
@@ -632,6 +719,47 @@ def make_signals(accounts, seed):
                 for k, v in obs
             ]
     return rows
+
+
+def _listing(items):
+    items = list(dict.fromkeys(items))
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def write_profiles(accounts, need_rows, seed):
+    """Each account's profile, written from its facts (name, sector, size, country) and its generated products
+    and needs: no text of the source's descriptions is used (their publisher granted no licence)."""
+    rng = rng_for(seed, "profiles")
+    topics = {}
+    for acc, need, _text, status, _ in need_rows:
+        topics.setdefault(acc["external_id"], {}).setdefault("met" if status == "met" else "open", []).append(
+            need["topic"]
+        )
+    for acc in accounts:
+        sector = SECTOR[acc["industry"]]
+        article = "an" if sector[0] in "aeiou" else "a"
+        staff = f"{acc['employees']:,} employees" if acc["employees"] != "" else ""
+        opening = rng.choice(
+            [
+                f"{acc['name']} is {article} {sector} in Ireland" + (f" with {staff}." if staff else "."),
+                f"Based in Ireland, {acc['name']} is {article} {sector}" + (f" with {staff}." if staff else "."),
+                f"{acc['name']}: {article} {sector} in Ireland" + (f", {staff}." if staff else "."),
+            ]
+        )
+        uses = _listing(f"{p} for {PRODUCTS[p]}" for p in acc["products"])
+        mine = topics.get(acc["external_id"], {})
+        if acc["stage"] == "prospect":
+            parts = [opening, f"It is evaluating {uses}."]
+            if mine.get("open"):
+                parts.append(f"It wants help with {_listing(mine['open'])}.")
+        else:
+            doing = {"onboarding": "is rolling out", "expansion": "runs and is extending"}.get(acc["stage"], "runs")
+            parts = [opening, f"It {doing} {uses}."]
+            if mine.get("met"):
+                parts.append(f"Already in place: {_listing(mine['met'])}.")
+            if mine.get("open"):
+                parts.append(f"Working on {_listing(mine['open'])}.")
+        acc["profile"] = " ".join(parts)
 
 
 def _stamp(day, rng, hour_lo=8, hour_hi=18):
@@ -726,19 +854,18 @@ def render_readme(seed, source_sha, counts, cases):
         "",
         "## Provenance and attribution",
         "",
-        "Company names, industries, employee counts and profile texts come from the "
+        "Company names, industries and employee counts come from the "
         "**Irish Times Top 1000 companies spreadsheet by Alice Corona (github.com/ali-ce/datasets), "
         "CC BY-SA 4.0** (file `irish_times_top1000_companies.csv`, sha256 "
-        f"`{source_sha}`). The data was **modified**: rows without a description were dropped, "
-        "only four source columns were kept (Company, Category, Description, Employees), the "
-        "employee counts were parsed to integers, the descriptions were cleaned (whitespace "
-        "collapsed, a space added between glued sentences), and generated fields were added. "
-        "These derived files are released under CC BY-SA 4.0; see `LICENSE.txt`.",
+        f"`{source_sha}`). The data was **modified**: rows without a description were dropped (so the "
+        "companies are those the source describes), only three source columns were kept (Company, "
+        "Category, Employees), the employee counts were parsed to integers, and generated fields were "
+        "added. These derived files are released under CC BY-SA 4.0; see `LICENSE.txt`.",
         "",
-        "Provenance caveat: the descriptions most likely come from the Irish Times Top 1000 "
-        "profiles (top1000.ie), whose publisher did not itself grant CC BY-SA. Keep this "
-        "dataset internal (demo and evaluation) and do not republish the profile texts "
-        "without checking further.",
+        "The profile texts are **written by the script** from those facts (name, sector, size, country) "
+        "and the generated products and needs. No text of the source's `Description` column is used: "
+        "those descriptions most likely come from the Irish Times Top 1000 profiles (top1000.ie), "
+        "whose publisher granted no licence of its own. So the dataset can be published and shipped.",
         "",
         "Everything marked GENERATED is fictional: the vendor, its products, stages, needs, "
         "advocates, contacts and signals say nothing about the real companies. Contact "
@@ -801,11 +928,12 @@ def render_license(source_licence):
             'Alice Corona (github.com/ali-ce/datasets), CC BY-SA 4.0".',
             "",
             "Changes made (the data was MODIFIED): rows without a description were removed; only the",
-            "Company, Category, Description and Employees columns were kept (as name, industry, profile,",
-            "employees); employee counts were parsed to integers; descriptions were cleaned (whitespace",
-            "collapsed, spaces added between glued sentences); and fictional, generated fields were added",
-            "(external ids, products, stages, dates, health, ARR, owners, competitor exclusions, needs,",
-            "advocates, contacts, signals, evaluation cases) by scripts/make_demo_data.py.",
+            "Company, Category and Employees columns were kept (as name, industry, employees); employee",
+            "counts were parsed to integers; no text of the Description column is used (the profile texts",
+            "are written from the facts and the generated fields); and fictional, generated fields were added",
+            "(external ids, products, stages, dates, health, ARR, owners, competitor exclusions, profiles,",
+            "needs, advocates, contacts, signals, churn, request history, evaluation cases) by",
+            "scripts/make_demo_data.py.",
             "",
             "These derived files are licensed under the Creative Commons Attribution-ShareAlike 4.0",
             "International licence (CC BY-SA 4.0): https://creativecommons.org/licenses/by-sa/4.0/",
@@ -829,7 +957,9 @@ def generate(seed, source):
     finish_accounts(accounts, seed)
     need_rows = make_needs(accounts, catalogue, seed)
     advocates = make_advocates(accounts, need_rows, seed)
-    signals = make_signals(accounts, seed)
+    churn = pick_churn(accounts, advocates, seed)
+    write_profiles(accounts, need_rows, seed)
+    signals = make_signals(accounts, advocates, seed)
     history = make_history(accounts, advocates, seed)
     account_rows = [
         {
@@ -881,6 +1011,7 @@ def generate(seed, source):
         "needs.csv": to_csv([c for c, _, _ in COLUMNS["needs.csv"]], needs),
         "advocates.csv": to_csv([c for c, _, _ in COLUMNS["advocates.csv"]], advocates),
         "signals.csv": to_csv([c for c, _, _ in COLUMNS["signals.csv"]], signals),
+        "churn.csv": to_csv([c for c, _, _ in COLUMNS["churn.csv"]], churn),
         "requests.csv": to_csv([c for c, _, _ in COLUMNS["requests.csv"]], history),
         "known_matches.json": json.dumps(matches, indent=2, ensure_ascii=False) + "\n",
     }
@@ -891,6 +1022,7 @@ def generate(seed, source):
             ("needs.csv", needs),
             ("advocates.csv", advocates),
             ("signals.csv", signals),
+            ("churn.csv", churn),
             ("requests.csv", history),
             ("known_matches.json", matches),
         ]
@@ -932,6 +1064,10 @@ def validate(files):
         assert a["account_external_id"] in ids and a["consent"] in ("true", "false"), a
         assert all(t in REF_TYPES for t in a["reference_types"].split(";")) and ";" not in a["topics"], a
         assert 1 <= int(a["capacity_per_quarter"]) <= 6 and (not a["blackout_until"] or is_date(a["blackout_until"])), a
+    churn = {c["account_external_id"]: c for c in rows("churn.csv")}
+    for c in churn.values():
+        assert c["account_external_id"] in ids and is_date(c["churned_on"], lo=CHURN_START, hi=CHURN_END), c
+        assert c["account_external_id"] not in {v["account_external_id"] for v in rows("advocates.csv")}, c
     for s in rows("signals.csv"):
         assert s["account_external_id"] in ids and is_date(s["observed_on"], hi=SIGNALS_END), s
         assert s["value"].isdigit() and (s["kind"] not in ("health", "usage") or int(s["value"]) <= 100), s

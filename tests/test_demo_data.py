@@ -83,8 +83,9 @@ def test_readme_states_real_or_generated_for_every_column():
                 name,
                 column,
             )
-    for real in ["name", "industry", "employees", "profile"]:
+    for real in ["name", "industry", "employees"]:
         assert f"| accounts.csv | `{real}` | REAL |" in readme
+    assert "| accounts.csv | `profile` | GENERATED |" in readme and "No text of the source's `Description`" in readme
     for text in [
         "Irish Times Top 1000 companies spreadsheet by Alice Corona (github.com/ali-ce/datasets)",
         "CC BY-SA 4.0",
@@ -93,6 +94,18 @@ def test_readme_states_real_or_generated_for_every_column():
         "python3 scripts/make_demo_data.py",
     ]:
         assert text in readme, text
+
+
+def test_no_profile_reuses_the_source_descriptions(data):
+    """The descriptions' publisher granted no licence: the profiles are written from facts, sharing no phrase."""
+    source = _source_or_skip()
+    with open(source, newline="", encoding="utf-8") as fh:
+        descriptions = " ".join(gen.clean_text(r["Description"]).lower() for r in csv.DictReader(fh))
+    for account in data["accounts"]:
+        words = account["profile"].replace(account["name"], "(name)").lower().split()  # a long name is a fact
+        runs = [" ".join(words[i : i + 8]) for i in range(len(words) - 7)]
+        assert not [r for r in runs if r in descriptions], account["external_id"]
+        assert account["name"] in account["profile"]
 
 
 def test_licence_file_has_attribution_modification_and_licence():
@@ -140,13 +153,16 @@ def test_counts_are_sane(data):
     stages = Counter(a["stage"] for a in accounts)
     for stage, share in gen.STAGE_SHARE.items():
         assert abs(stages[stage] / len(accounts) - share) < 0.02, stage
-    customers = [a for a in accounts if a["stage"] != "prospect"]
+    churned = {c["account_external_id"] for c in _rows("churn.csv")}
+    assert len(churned) == gen.CHURN_COUNT
+    customers = [a for a in accounts if a["stage"] != "prospect" and a["external_id"] not in churned]
     assert all(a["arr"] and a["renewal_date"] > TODAY and a["health"] for a in customers)
+    assert all(not data["by_id"][c]["renewal_date"] and data["by_id"][c]["stage"] != "prospect" for c in churned)
     assert all(not a["arr"] and not a["renewal_date"] for a in accounts if a["stage"] == "prospect")
     at_risk = [a for a in customers if int(a["health"]) < 50]
     assert 0.10 <= len(at_risk) / len(customers) <= 0.15
     pool = [a for a in customers if a["stage"] in ("adoption", "value", "expansion") and int(a["health"]) >= 60]
-    assert 0.35 <= len(advocates) / len(pool) <= 0.45
+    assert 0.35 <= len(advocates) / len(pool) <= 0.48  # chosen from the pool before the former customers left
     assert {v["account_external_id"] for v in advocates} <= {a["external_id"] for a in pool}
     assert 0.7 <= Counter(v["consent"] for v in advocates)["true"] / len(advocates) < 1
     blackouts = [v["blackout_until"] for v in advocates if v["blackout_until"]]
@@ -170,6 +186,7 @@ def test_counts_are_sane(data):
 
 
 def test_signals_cover_customers_only(data):
+    churned = {c["account_external_id"]: c["churned_on"] for c in _rows("churn.csv")}
     by_account = {}
     for s in data["signals"]:
         by_account.setdefault(s["account_external_id"], []).append(s)
@@ -179,7 +196,8 @@ def test_signals_cover_customers_only(data):
             assert not rows
             continue
         days = sorted({s["observed_on"] for s in rows})
-        assert days[-1] == "2026-11-01" and len(days) <= 9
+        last = churned[a["external_id"]][:8] + "01" if a["external_id"] in churned else "2026-11-01"
+        assert days[-1] == last and len(days) <= 9
         last_health = [s["value"] for s in rows if s["kind"] == "health" and s["observed_on"] == days[-1]]
         assert last_health == [a["health"]]
     kinds = Counter(s["kind"] for s in data["signals"])
@@ -228,6 +246,7 @@ def test_known_matches_hold(data):
 
 
 def test_the_demo_loads_its_history_once(tmp_path):
+    from refmatch.app import demo
     from refmatch.app import requests as workflow
     from refmatch.app.service import Service
     from refmatch.app.users import User, ensure_demo_users
@@ -237,7 +256,7 @@ def test_the_demo_loads_its_history_once(tmp_path):
     settings = load_settings({"db": str(tmp_path / "d.db"), "index_dir": str(tmp_path / "idx")}, env={})
     svc = Service(settings, encoder=FakeEncoder())
     said: list[str] = []
-    svc.load_demo(echo=said.append)
+    demo.load(svc, echo=said.append)
     rows = list(csv.DictReader(io.StringIO((DATA / "requests.csv").read_text(encoding="utf-8"))))
     assert f"history: {len(rows)} past reference requests, with their events and outcomes" in said
     states = dict(svc.conn.execute("SELECT status, COUNT(*) FROM reference_requests GROUP BY status").fetchall())
@@ -259,4 +278,29 @@ def test_the_demo_loads_its_history_once(tmp_path):
     from refmatch.store.history import load_request_history
 
     assert load_request_history(svc.db, DATA / "requests.csv", 72) == 0  # once
+    svc.close()
+
+
+def test_the_demo_has_churn_to_learn_from_and_advocates_who_recovered(tmp_path):
+    """`risk fit` runs on a fresh demo, and many consenting advocates overcame a risk episode (peer saves)."""
+    from refmatch.app import demo
+    from refmatch.app import risk as risk_service
+    from refmatch.app.service import Service
+    from refmatch.config import load_settings
+    from refmatch.embed.fake import FakeEncoder
+
+    settings = load_settings({"db": str(tmp_path / "d.db"), "index_dir": str(tmp_path / "idx")}, env={})
+    svc = Service(settings, encoder=FakeEncoder())
+    said: list[str] = []
+    demo.load(svc, echo=said.append)
+    assert any(line.startswith(f"churn: imported {gen.CHURN_COUNT} rows") for line in said), said
+    outcomes = dict(svc.conn.execute("SELECT outcome, COUNT(*) FROM risk_episodes GROUP BY outcome").fetchall())
+    assert outcomes["churned"] >= gen.CHURN_COUNT // 2 and outcomes["resolved"] >= 30
+    recovered = svc.conn.execute(
+        "SELECT COUNT(DISTINCT e.account_id) FROM risk_episodes e JOIN advocates v ON v.account_id = e.account_id "
+        "WHERE v.consent = 1 AND e.outcome = 'resolved'"
+    ).fetchone()[0]
+    assert recovered >= 30  # was 2 before recoveries were planted
+    report = risk_service.fit(svc, as_of="2026-11-27")
+    assert report.test["churned"] > 0 and report.train["churned"] > 0 and 0.5 < report.rules.auc <= 1
     svc.close()

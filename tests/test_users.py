@@ -280,9 +280,9 @@ def test_cli_token_create_list_revoke(run, cli_db):
 
 
 def test_demo_prints_the_users_it_creates(run, monkeypatch):
-    from refmatch.app.service import Service
+    from refmatch.app import demo
 
-    monkeypatch.setattr(Service, "load_demo", lambda self, **kwargs: {})
+    monkeypatch.setattr(demo, "load", lambda service, **kwargs: {})
     monkeypatch.setattr(users.secrets, "token_urlsafe", lambda n: f"pw-{n}-long")
     out = run("demo", "-q")
     assert out.exit_code == 0, out.output

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -499,31 +498,6 @@ class Service:
         matches, eligible = find_matches(catalog, indexes, seeker, rules, self.settings, k, store)
         index_info = {"built_at": manifest.get("built_at"), "data_version": manifest.get("data_version")}
         return MatchResult(seeker, rules.purpose, matches, self.model_name, index_info, eligible)
-
-    # -- demo -------------------------------------------------------------
-    def load_demo(
-        self, *, progress: ProgressFactory | None = None, echo: Callable[[str], None] = lambda s: None
-    ) -> dict[str, Any]:
-        """Load the bundled demo dataset and build the indexes."""
-        folder = resources.files("refmatch") / "demo_data"
-        if not (folder / "accounts.csv").is_file():
-            raise NotFound("the demo data is not installed: run refmatch demo from a checkout of the repository")
-        reports = []
-        for kind in IMPORT_ORDER:
-            with resources.as_file(folder / f"{kind}.csv") as path:
-                report = self.import_file(kind, path)
-            echo(report.summary())
-            reports.append(report)
-        if (folder / "requests.csv").is_file():
-            from refmatch.store.history import load_request_history
-
-            with resources.as_file(folder / "requests.csv") as path:
-                if loaded := load_request_history(self.db, path, self.settings.request_turnaround_hours):
-                    echo(f"history: {loaded} past reference requests, with their events and outcomes")
-        builds = self.build_indexes(progress=progress)
-        for b in builds:
-            echo(f"index {b.name}: {b.total} vectors ({b.kind}), {b.embedded} embedded, {b.added} added")
-        return {"imports": reports, "indexes": builds}
 
 
 def _told(records: list[dict[str, Any]], advance: Callable[[int], None] | None) -> Iterator[dict[str, Any]]:

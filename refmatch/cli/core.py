@@ -272,7 +272,9 @@ def demo(service: Service, fresh: bool, quiet: bool) -> None:
             pending.update(service.pending_embeddings())
         return make_bar(name, pending.get(name, 0))
 
-    service.load_demo(progress=factory, echo=click.echo)
+    from refmatch.app import demo as demo_data
+
+    demo_data.load(service, progress=factory, echo=click.echo)
     from refmatch.app.users import DEMO_USERS, ensure_demo_users
 
     if created := ensure_demo_users(service):
