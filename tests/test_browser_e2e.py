@@ -128,6 +128,20 @@ def test_request_and_approve_a_reference_in_the_browser(browser, demo_server):
         rows = list(csv.DictReader(handle))
     assert rows and {r["status"] for r in rows} == {"approved"}
     assert (request_id, advocate) in {(r["id"], r["advocate_external_id"]) for r in rows}
+    # a CRM file imported from the UI: its page follows the import in the background to the end
+    crm_file = ARTIFACTS / "hubspot-companies.csv"
+    crm_file.write_text(
+        "Record ID;Company name;Industry;Number of Employees;Country/Region;Lifecycle Stage\n"
+        "E2E-1;Quayside Freight;Logistics;1200;Ireland;Lead\n",
+        encoding="utf-8",
+    )
+    page.get_by_role("link", name="Import").click()
+    page.get_by_label("What the file holds").select_option("accounts")
+    page.get_by_label("File to import").set_input_files(str(crm_file))
+    page.get_by_role("button", name="Import", exact=True).click()
+    status = page.locator("#import-status")
+    expect(status).to_have_attribute("data-status", "done", timeout=60_000)
+    expect(status).to_contain_text("accounts: imported 1 rows from hubspot-companies.csv: 1 inserted")
     page.goto(base + "/")
     expect(page.get_by_role("heading", name="Coverage")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)

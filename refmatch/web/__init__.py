@@ -86,6 +86,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["refmatch"] = WebState(service)
 
     errors.register(app)
+    app.before_request(ui.upload_limit)  # before the sign-in and CSRF checks read the body
     auth.register(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(ui.bp)

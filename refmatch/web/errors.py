@@ -103,7 +103,7 @@ def register(app: Flask) -> None:
         code = _HTTP_CODES.get(status) or re.sub(r"[^a-z0-9]+", "_", (exc.name or "error").lower()).strip("_")
         message = exc.description or exc.name or "error"
         if status == 413:
-            limit = current_app.config.get("MAX_CONTENT_LENGTH")
+            limit = request.max_content_length
             message = f"request body too large (limit {limit:,} bytes)" if limit else "request body too large"
         if wants_json():
             response = envelope(code, message, status)

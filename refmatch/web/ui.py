@@ -15,7 +15,8 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
-from refmatch.app import advocacy, queries, tables, users
+from refmatch import crm
+from refmatch.app import advocacy, imports, queries, tables, users
 from refmatch.app import requests as workflow
 from refmatch.app import risk as risk_service
 from refmatch.app.notify import outbox
@@ -546,6 +547,71 @@ def advocates() -> Page:
     )
     filters = {"q": q, "reference_type": ref_type, "consent": request.args.get("consent", ""), "near": near}
     return render_template("advocates.html", items=items, filters=filters, pager=pager(total, page))
+
+
+# -- imports: a file uploaded and imported in the background, its progress followed -------------------------
+
+
+def upload_limit() -> None:
+    """The import form may send a large file; every other route keeps the app's small body limit."""
+    if request.endpoint == "ui.import_page" and request.method == "POST":
+        request.max_content_length = imports.MAX_UPLOAD_BYTES
+
+
+def _import_page(errors: dict[str, str] | None = None, status: int = 200) -> Page:
+    svc = service()
+    return render_template(
+        "import.html",
+        kinds=imports.KINDS,
+        presets=crm.PRESETS,
+        jobs=imports.recent(svc.settings),
+        errors=errors or {},
+        values=request.form if request.method == "POST" else {},
+        max_upload=imports.MAX_UPLOAD_BYTES,
+    ), status
+
+
+def _only_managers() -> users.User:
+    user = _user()
+    if not user.is_manager:
+        raise Forbidden("only a reference manager or admin may import files")
+    return user
+
+
+@bp.route("/import", methods=["GET", "POST"])
+def import_page() -> Page:
+    user = _only_managers()
+    if request.method == "GET":
+        return _import_page()
+    form, upload = request.form, request.files.get("file")
+    mapping = form.get("map", "")
+    if mapping not in ("", *crm.PRESETS):
+        return _import_page({"map": f"must be one of {', '.join(crm.PRESETS)}, or empty to detect it"}, 400)
+    try:
+        job = imports.start(
+            service().settings,
+            kind=form.get("kind", ""),
+            filename=upload.filename or "" if upload else "",
+            save=lambda path: upload.save(path) if upload else None,
+            user=user.username,
+            column_map=mapping or None,
+            dry_run=form.get("dry_run") == "1",
+            skip_invalid=form.get("skip_invalid") == "1",
+            ignore_unknown=form.get("ignore_unknown") == "1",
+        )
+    except InvalidInput as exc:
+        return _import_page(field_errors(exc), 400)
+    finally:
+        if upload:
+            upload.close()  # a large upload is spooled to a temporary file: saved, it is closed at once
+    return redirect(url_for("ui.import_job", job_id=job.id))
+
+
+@bp.get("/imports/<job_id>")
+def import_job(job_id: str) -> Page:
+    _only_managers()
+    job = imports.get(service().settings, job_id)
+    return render_template("import_job.html", job=job)
 
 
 # -- notifications -------------------------------------------------------------------------------
