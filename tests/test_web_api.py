@@ -547,8 +547,31 @@ def test_the_document_lists_each_export_file_type():
 
     paths = document()["paths"]
     exports = [p for p in paths if p.startswith("/api/v1/exports/")]
-    assert len(exports) == 5
+    assert len(exports) == 6
     for path in exports:
         assert set(paths[path]["get"]["responses"]["200"]["content"]) == {
             "text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         }  # fmt: skip
+
+
+def test_a_batch_run_downloads_from_the_api_and_the_ui(app, client, tokens):
+    import csv
+    import io
+
+    from refmatch.batch import BatchParams, run_batch
+    from tests.web_support import login
+
+    svc = app.extensions["refmatch"].service
+    with app.extensions["refmatch"].writing() as writer:
+        run = run_batch(writer, BatchParams.create("reference", k=2))
+    rows = _csv(client.get(f"/api/v1/exports/runs/{run.id}", headers=tokens["sales"]))
+    stored = svc.conn.execute("SELECT COUNT(*) FROM matches WHERE run_id = ?", (run.id,)).fetchone()[0]
+    assert len(rows) == stored > 0 and {r["purpose"] for r in rows} == {"reference"}
+    assert all(r["run_id"] == str(run.id) and r["reasons"] for r in rows)
+    assert client.get("/api/v1/exports/runs/999", headers=tokens["sales"]).status_code == 404
+    login(client, "sales")
+    page = client.get("/runs").get_data(as_text=True)
+    assert f'data-run="{run.id}"' in page and f"/runs?run={run.id}&amp;format=csv" in page
+    ui_rows = list(csv.DictReader(io.StringIO(client.get(f"/runs?run={run.id}&format=csv").get_data(as_text=True))))
+    assert ui_rows == rows
+    assert client.get("/runs?run=x&format=csv").status_code == 400

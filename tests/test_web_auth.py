@@ -23,7 +23,10 @@ def api_operations():
             continue
         for method in item:
             if method != "parameters":
-                yield method.upper(), path.replace("{request_id}", "1").replace("{external_id}", "P1")
+                yield (
+                    method.upper(),
+                    path.replace("{request_id}", "1").replace("{run_id}", "1").replace("{external_id}", "P1"),
+                )
 
 
 @pytest.mark.parametrize("url", UI_PAGES)

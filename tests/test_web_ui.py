@@ -13,7 +13,17 @@ app = web_support.app
 cheap_hashes = web_support.cheap_hashes
 client = web_support.client
 
-PAGES = ["/", "/accounts", "/accounts/P1", "/accounts/A1", "/match", "/requests", "/advocates", "/notifications"]
+PAGES = [
+    "/",
+    "/accounts",
+    "/accounts/P1",
+    "/accounts/A1",
+    "/match",
+    "/requests",
+    "/advocates",
+    "/notifications",
+    "/runs",
+]
 
 
 def text(response) -> str:

@@ -12,7 +12,7 @@ import csv
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,12 @@ from refmatch.domain.errors import InvalidInput
 
 COLUMNS = ("run_id", "purpose", "seeker", "seeker_name", "rank", "advocate", "advocate_name", "score", "reasons")
 REASON_SEPARATOR = " | "
+
+
+def flat_rows(rows: Iterable[Mapping[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Export rows as a table holds them: the reasons joined with `` | `` (as in the CSV export)."""
+    for row in rows:
+        yield {**row, "reasons": REASON_SEPARATOR.join(row["reasons"])}
 
 
 def write_export(rows: Iterable[Mapping[str, Any]], path: str | Path) -> int:
@@ -37,8 +43,8 @@ def write_export(rows: Iterable[Mapping[str, Any]], path: str | Path) -> int:
             if suffix == ".csv":
                 writer = csv.writer(fh)
                 writer.writerow(COLUMNS)
-                for row in rows:
-                    writer.writerow([REASON_SEPARATOR.join(row[c]) if c == "reasons" else row[c] for c in COLUMNS])
+                for flat in flat_rows(rows):
+                    writer.writerow([flat[c] for c in COLUMNS])
                     count += 1
             else:
                 for row in rows:

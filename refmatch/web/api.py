@@ -20,7 +20,7 @@ from refmatch.app import risk as risk_service
 from refmatch.web import schemas
 from refmatch.web.auth import EDITORS, current_user, require_role
 from refmatch.web.errors import HttpError
-from refmatch.web.files import file_response
+from refmatch.web.files import file_response, run_table
 from refmatch.web.openapi import file_responses, responses, spec, with_files
 from refmatch.web.schemas import page
 from refmatch.web.state import SharedService, WebState
@@ -403,3 +403,16 @@ def export_matches(external_id: str) -> Response:
     query: schemas.MatchesExport = _ctx("query")
     t = tables.matches(service(), external_id, **query.model_dump(exclude={"format"}))
     return file_response(t, query.format, label=f"{external_id}-{query.purpose}-matches")
+
+
+@bp.get("/exports/runs/<int:run_id>")
+@spec.validate(
+    query=schemas.FileQuery,
+    resp=file_responses("404"),
+    tags=["exports"],
+    path_parameter_descriptions={"run_id": "the batch run's id (refmatch batch runs list)"},
+)
+def export_run(run_id: int) -> Response:
+    """A batch run's matches as a file: purpose, seeker, rank, advocate, score and reasons"""
+    query: schemas.FileQuery = _ctx("query")
+    return file_response(run_table(service().conn, run_id), query.format, label=f"run-{run_id}-matches")

@@ -15,7 +15,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from markupsafe import Markup, escape
 from werkzeug.wrappers import Response
 
-from refmatch import crm
+from refmatch import batch, crm
 from refmatch.app import advocacy, imports, queries, tables, users
 from refmatch.app import requests as workflow
 from refmatch.app import risk as risk_service
@@ -27,7 +27,7 @@ from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, PURPOSES
 from refmatch.risk import LEVELS
 from refmatch.web.auth import current_user, safe_next, sign_in, sign_out
 from refmatch.web.errors import field_errors, status_of
-from refmatch.web.files import file_response
+from refmatch.web.files import file_response, run_table
 from refmatch.web.state import SharedService, WebState
 
 bp = Blueprint("ui", __name__)
@@ -547,6 +547,25 @@ def advocates() -> Page:
     )
     filters = {"q": q, "reference_type": ref_type, "consent": request.args.get("consent", ""), "near": near}
     return render_template("advocates.html", items=items, filters=filters, pager=pager(total, page))
+
+
+# -- batch runs: the nightly job's results, each run's matches as a file ------------------------------
+
+
+@bp.get("/runs")
+def batch_runs() -> Page:
+    svc = service()
+    if wants_file():  # one run's matches
+        raw = request.args.get("run", "")
+        if not raw.isdigit():
+            raise InvalidInput(
+                f"run: a batch run's id, got {raw!r}", details=[{"field": "run", "message": "not a run id"}]
+            )
+        return download(run_table(svc.conn, int(raw)), label=f"run-{raw}-matches")
+    found = batch.list_runs(svc.conn, 50)
+    return render_template(
+        "runs.html", runs=found, lines={r.id: batch.format_report(r.report) for r in found if r.report}
+    )
 
 
 # -- imports: a file uploaded and imported in the background, its progress followed -------------------------
