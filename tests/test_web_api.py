@@ -569,6 +569,7 @@ def test_a_batch_run_downloads_from_the_api_and_the_ui(app, client, tokens):
     assert len(rows) == stored > 0 and {r["purpose"] for r in rows} == {"reference"}
     assert all(r["run_id"] == str(run.id) and r["reasons"] for r in rows)
     assert client.get("/api/v1/exports/runs/999", headers=tokens["sales"]).status_code == 404
+    assert client.get(f"/api/v1/exports/runs/{2**70}", headers=tokens["sales"]).status_code == 404  # beyond SQLite
     login(client, "sales")
     page = client.get("/runs").get_data(as_text=True)
     assert f'data-run="{run.id}"' in page and f"/runs?run={run.id}&amp;format=csv" in page

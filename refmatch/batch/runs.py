@@ -20,6 +20,7 @@ from refmatch.batch.params import BatchParams
 from refmatch.batch.partitions import PartitionCandidates, ResultRow
 from refmatch.batch.seekers import SeekerRef
 from refmatch.domain.errors import NotFound
+from refmatch.domain.limits import is_row_id
 from refmatch.store.db import inserted_id, transaction
 from refmatch.store.repo import now_iso
 
@@ -94,6 +95,8 @@ def _run(row: tuple) -> RunInfo:
 
 
 def get_run(conn: sqlite3.Connection, run_id: int) -> RunInfo:
+    if not is_row_id(run_id):
+        raise NotFound(f"unknown run: {run_id}")
     row = conn.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM batch_runs WHERE id = ?", (run_id,)).fetchone()
     if row is None:
         raise NotFound(f"unknown run: {run_id}")
