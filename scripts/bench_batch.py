@@ -144,6 +144,7 @@ def batch_phase(args) -> None:
         depth=args.depth,
         partition_size=args.partition_size,
         greedy=args.greedy,
+        objective=args.objective,
         out=args.out,
     )
     seekers = 0
@@ -167,7 +168,8 @@ def batch_phase(args) -> None:
         "phase": "batch", "stage": "total", "seekers": run.seekers, "advocates": args.advocates,
         "mode": params.mode, "k": args.k, "depth": args.depth, "seconds": round(wall, 1),
         "seekers_per_s": round(run.seekers / wall, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
-        "coverage": report.get("coverage"), "score": report.get("score"),
+        "coverage": report.get("coverage"), "coverable": report.get("coverable"), "compared": report.get("compared"),
+        "score": report.get("score"),
         "top10_share": report.get("advocates", {}).get("top10_share"),
         "greedy_top10_share": report.get("advocates", {}).get("greedy_top10_share"),
     }), flush=True)  # fmt: skip
@@ -205,6 +207,12 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=10, help="candidates per seeker to assign from")
     parser.add_argument("--partition-size", type=int, default=2000)
     parser.add_argument("--greedy", action="store_true", help="per-seeker top-k instead of the assignment")
+    parser.add_argument(
+        "--objective",
+        choices=["coverage", "score"],
+        default="coverage",
+        help="coverage: a first match for every seeker before a second for any [coverage]",
+    )
     parser.add_argument("--out", help="also export the run (e.g. /tmp/run.csv)")
     parser.add_argument("--hnsw-threshold", type=int, help="index size above which HNSW is built [the setting's]")
     parser.add_argument("--workdir", help="keep (and reuse) the generated database and indexes here")
@@ -250,7 +258,7 @@ def main() -> None:
         common = [sys.executable, __file__, "--seekers", str(args.seekers), "--advocates", str(args.advocates)]
         batch = [*common, "--phase", "batch", "--db", str(db), "--index-dir", str(index_dir), "--purpose",
                  args.purpose, "-k", str(args.k), "--depth", str(args.depth), "--partition-size",
-                 str(args.partition_size)]  # fmt: skip
+                 str(args.partition_size), "--objective", args.objective]  # fmt: skip
         if args.greedy:
             batch.append("--greedy")
         if args.out:

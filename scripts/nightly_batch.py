@@ -49,6 +49,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--as-of", help="match as on this date, YYYY-MM-DD [today]")
     parser.add_argument("--out", help="export file, .csv or .jsonl; {run_id} becomes the run id")
     parser.add_argument("--greedy", action="store_true", help="each seeker's k best, capacity ignored")
+    parser.add_argument(
+        "--objective",
+        choices=["coverage", "score"],
+        default="coverage",
+        help="coverage: a first match for every seeker before a second for any [coverage]",
+    )
     parser.add_argument("--per-advocate", type=int, help="at most N seekers per advocate in one run")
     parser.add_argument("--depth", type=int, default=10, help="candidates per seeker to assign from [10]")
     parser.add_argument("--partition-size", type=int, default=2000, help="seekers per checkpoint [2000]")
@@ -111,6 +117,7 @@ def _run(service: Service, args: argparse.Namespace, hooks: Hooks):
         as_of=args.as_of,
         k=args.k,
         greedy=args.greedy,
+        objective=args.objective,
         per_advocate=args.per_advocate,
         depth=args.depth,
         partition_size=args.partition_size,

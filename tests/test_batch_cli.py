@@ -41,9 +41,16 @@ def test_batch_runs_stores_reports_and_exports(run, tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith(
-        "run 1: done (assignment; reference, mentor, retention; k 2; as of 2026-01-05; 2 seekers in 1 partitions, "
+        "run 1: done (coverage; reference, mentor, retention; k 2; as of 2026-01-05; 2 seekers in 1 partitions, "
     )
     assert lines[1] == "seekers: 2: 1 with 2 matches, 1 with fewer, 0 with none; 3 matches"
+    assert lines[2] == "coverage: 2 seekers with a match, of the 2 the advocates' room could cover at all (max-flow)"
+    assert (
+        lines[3]
+        == "the score objective would give: 1 with 2, 1 with fewer, 0 with none; 3 matches, score "
+        + (lines[3].rsplit(" ", 1)[1])
+    )
+    lines = lines[:2] + lines[4:]
     assert lines[2] == (
         "advocates: 2 of 2 candidates used, 1 at capacity, 0 over; top 10% take 67% of matches "
         "(unconstrained greedy: 50%, 1 over capacity); max load 2 (greedy: 2)"
@@ -108,10 +115,10 @@ def test_resume_from_the_command_line(run, tmp_path):
     finally:
         service.close()
     shown = run("runs", "show", "1")
-    assert shown.output.startswith("run 1: failed (assignment; ") and "error: KeyboardInterrupt" in shown.output
+    assert shown.output.startswith("run 1: failed (coverage; ") and "error: KeyboardInterrupt" in shown.output
     resumed = run("batch", "-q", "--resume", "1", "--out", str(tmp_path / "late.jsonl"))
     assert resumed.exit_code == 0, resumed.output
-    assert resumed.output.startswith("run 1: done (assignment; ")
+    assert resumed.output.startswith("run 1: done (coverage; ")
     assert (tmp_path / "late.jsonl").exists()
     done = run("batch", "-q", "--resume", "1")
     assert done.exit_code == 1 and done.output == "Error: run 1 is already done; start a new run instead\n"

@@ -35,7 +35,7 @@ def test_a_night_logs_each_stage_and_exits_0(nightly, argv, caplog, tmp_path):
     caplog.set_level(logging.INFO, logger="refmatch.nightly")
     assert nightly.main([*argv, "-k", "2", "--out", str(tmp_path / "m-{run_id}.jsonl")]) == 0
     lines = messages(caplog)
-    assert lines[0].startswith("starting a run: assignment; reference, mentor, retention; k 2; as of ")
+    assert lines[0].startswith("starting a run: coverage; reference, mentor, retention; k 2; as of ")
     assert [line.split(": ")[1].split(" done")[0] for line in lines if " done in " in line] == [
         "embed", "plan", "search", "assign", "write", "export",
     ]  # fmt: skip

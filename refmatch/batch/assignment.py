@@ -1,8 +1,18 @@
-"""Share advocates out across the whole run: maximal total score under capacity.
+"""Share advocates out across the whole run: coverage first, then maximal total score, under capacity.
 
 The problem is a capacitated bipartite b-matching, i.e. a min-cost flow: seeker s takes
 at most k advocates, advocate a at most its capacity left (and the per-run cap), each
-pair at most once; maximise the summed match score. It is solved as the flow's linear
+pair at most once. Two objectives:
+
+- ``coverage`` (the default): every seeker that can have a first match gets one before any
+  seeker gets a second, and so on; within that, the summed score is maximal. Each seeker's
+  j-th match earns a bonus B_j on top of its score, B_1 > B_2 > ... > B_k, each step larger
+  than any total of scores (a concave value per seeker in the same flow): an exchange that
+  trades a j-th match for a later one always loses more bonus than it can gain in score, so
+  the optimum is lexicographic (most seekers with one, then with two, ...; then score).
+- ``score``: the summed match score alone (the objective before coverage came first); it
+  hands out third matches before every seeker has a first one.
+ It is solved as the flow's linear
 programme by scipy's HiGHS dual simplex. The constraint matrix is a bipartite
 incidence matrix (totally unimodular), so the basic optimal solution the simplex
 returns is integral: the optimum of the flow, not a rounding of it. Solving the LP
@@ -20,7 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.sparse.csgraph import maximum_flow
 
+from refmatch.batch.params import OBJECTIVES
 from refmatch.match.catalog import Catalog
 from refmatch.match.eligibility import capacity_of
 
@@ -81,8 +93,10 @@ def greedy_within_capacity(edges: Edges, k: int, room: dict[int, int]) -> np.nda
     return chosen
 
 
-def assign(edges: Edges, k: int, room: dict[int, int]) -> np.ndarray:
-    """The pairs of maximal total score with at most k per seeker and ``room`` per advocate."""
+def assign(edges: Edges, k: int, room: dict[int, int], objective: str = "coverage") -> np.ndarray:
+    """The pairs with at most k per seeker and ``room`` per advocate that maximise ``objective``."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective: must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     chosen = np.zeros(len(edges), dtype=bool)
     cap = _capacity_per_edge(edges, room)
     usable = np.flatnonzero((edges.score > 0) & (cap > 0))
@@ -109,9 +123,76 @@ def assign(edges: Edges, k: int, room: dict[int, int]) -> np.ndarray:
         n_rows = int(s_binds.sum() + a_binds.sum())
         matrix = sp.csc_array((np.ones(len(col)), (row, col)), shape=(n_rows, len(lp)))
         bounds = np.concatenate([np.full(int(s_binds.sum()), k), a_room[a_binds]]).astype(np.float64)
-        x = _solve(-edges.score[usable[lp]], matrix, bounds)
+        cost = -edges.score[usable[lp]]
+        if objective == "coverage":
+            x = _solve_coverage(cost, matrix, bounds, s_of[lp], np.bincount(s_of[free], minlength=len(s_binds)), k)
+        else:
+            x = _solve(cost, matrix, bounds)
         chosen[usable[lp]] = x > 0.5
     return chosen
+
+
+def _solve_coverage(
+    cost: np.ndarray, matrix: sp.csc_array, bounds: np.ndarray, owner: np.ndarray, taken: np.ndarray, k: int
+) -> np.ndarray:
+    """``_solve`` with a bonus per seeker slot: slot j (after the ``taken`` free pairs) earns B_j, decreasing.
+
+    Slot variables y[s, j] in [0, 1] join each edge column: sum of the seeker's edges = sum of its slots.
+    The matrix stays a network matrix (source -> slot -> seeker -> advocate -> sink), so the vertex the
+    simplex returns is integral as before."""
+    n_edges = len(cost)
+    seekers = np.unique(owner)
+    wanted = np.minimum(np.bincount(owner, minlength=len(taken))[seekers], k - taken[seekers])
+    levels = np.concatenate([taken[s] + np.arange(w) for s, w in zip(seekers.tolist(), wanted.tolist())])
+    slot_owner = np.repeat(np.arange(len(seekers)), wanted)
+    step = float(np.abs(cost).sum()) + 1.0  # more than any total of scores
+    bonus = (k - levels) * step  # level 0 (a first match) earns k * step, the k-th earns step
+    position = np.searchsorted(seekers, owner)
+    balance = sp.csc_array(
+        (
+            np.concatenate([np.ones(n_edges), -np.ones(len(slot_owner))]),
+            (np.concatenate([position, slot_owner]), np.arange(n_edges + len(slot_owner))),
+        ),
+        shape=(len(seekers), n_edges + len(slot_owner)),
+    )
+    upper = sp.hstack([matrix, sp.csc_array((matrix.shape[0], len(slot_owner)))], format="csc")
+    full_cost = np.concatenate([cost, -bonus])
+    result = linprog(
+        full_cost, A_ub=upper, b_ub=bounds, A_eq=balance, b_eq=np.zeros(len(seekers)), bounds=(0, 1),
+        method="highs-ds", options={"presolve": False},
+    )  # fmt: skip
+    if result.status != 0:
+        raise RuntimeError(f"assignment: the linear programme was not solved ({result.message})")
+    x = result.x[:n_edges]
+    if np.abs(x - np.round(x)).max() > 1e-6:
+        integer = milp(
+            full_cost,
+            constraints=[LinearConstraint(upper, -np.inf, bounds), LinearConstraint(balance, 0, 0)],
+            bounds=Bounds(0, 1),
+            integrality=1,
+        )
+        if integer.status != 0:
+            raise RuntimeError(f"assignment: the integer programme was not solved ({integer.message})")
+        x = integer.x[:n_edges]
+    return np.round(x)
+
+
+def max_coverable(edges: Edges, room: dict[int, int]) -> int:
+    """The most seekers that could have at least one match at all under the advocates' room (a max-flow)."""
+    cap = _capacity_per_edge(edges, room)
+    usable = np.flatnonzero((edges.score > 0) & (cap > 0))
+    if len(usable) == 0:
+        return 0
+    seekers, s_of = np.unique(edges.seeker[usable], return_inverse=True)
+    advocates, a_of = np.unique(edges.advocate[usable], return_inverse=True)
+    a_room = cap[usable][np.unique(a_of, return_index=True)[1]]
+    n_s, n_a = len(seekers), len(advocates)
+    source, sink = n_s + n_a, n_s + n_a + 1  # nodes: seekers, advocates, source, sink
+    tail = np.concatenate([np.full(n_s, source), s_of, n_s + np.arange(n_a)])
+    head = np.concatenate([np.arange(n_s), n_s + a_of, np.full(n_a, sink)])
+    capacity = np.concatenate([np.ones(n_s), np.ones(len(usable)), a_room]).astype(np.int32)
+    graph = sp.csr_array((capacity, (tail, head)), shape=(n_s + n_a + 2, n_s + n_a + 2))
+    return int(maximum_flow(graph, source, sink).flow_value)
 
 
 def _solve(cost: np.ndarray, matrix: sp.csc_array, bounds: np.ndarray) -> np.ndarray:

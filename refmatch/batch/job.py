@@ -31,10 +31,10 @@ import numpy as np
 
 from refmatch.app.service import ProgressFactory, Service
 from refmatch.batch import runs
-from refmatch.batch.assignment import Edges, assign, greedy, room_left
+from refmatch.batch.assignment import Edges, assign, greedy, max_coverable, room_left
 from refmatch.batch.exports import write_export
 from refmatch.batch.lock import run_lock
-from refmatch.batch.params import BatchParams
+from refmatch.batch.params import OBJECTIVES, BatchParams
 from refmatch.batch.partitions import PartitionCandidates, chosen_seekers, materialise, search_partition
 from refmatch.batch.reports import build_report
 from refmatch.batch.seekers import plan, seeker_accounts
@@ -274,8 +274,12 @@ def _assign(conn, run: runs.RunInfo, catalog: Catalog, default_capacity: int) ->
         del found
     edges = Edges(np.concatenate(seeker), np.concatenate(advocate), np.concatenate(score))
     room = room_left(catalog, default_capacity, params.per_advocate)
-    chosen = greedy(edges, params.k) if params.greedy else assign(edges, params.k, room)
-    report = build_report(edges, chosen, run.seekers, params.k, room, params.mode)
+    if params.greedy:
+        chosen, compared = greedy(edges, params.k), {}
+    else:  # the other objective too, so that each run says what coverage-first changes
+        chosen = assign(edges, params.k, room, params.objective)
+        compared = {o: assign(edges, params.k, room, o) for o in OBJECTIVES if o != params.objective}
+    report = build_report(edges, chosen, run.seekers, params.k, room, params.mode, compared, max_coverable(edges, room))
     bounds = np.concatenate([[0], np.cumsum(sizes)])
     per_part = {}
     for part in range(run.partitions):

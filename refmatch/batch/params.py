@@ -12,6 +12,8 @@ from refmatch.domain import clock
 from refmatch.domain.errors import InvalidInput
 from refmatch.domain.models import PURPOSES
 
+OBJECTIVES = ("coverage", "score")  # of the assignment: see refmatch.batch.assignment
+
 EXPORT_SUFFIXES = (".csv", ".jsonl")
 
 
@@ -23,6 +25,7 @@ class BatchParams:
     k: int = 3
     as_of: str = ""
     greedy: bool = False
+    objective: str = "coverage"  # coverage: every seeker a first match before any a second; score: total only
     depth: int = 10  # candidates per seeker the assignment may choose from
     per_advocate: int | None = None  # at most this many seekers per advocate in one run
     partition_size: int = 2000
@@ -54,6 +57,8 @@ class BatchParams:
     def validate(self) -> None:
         if not self.purposes or any(p not in PURPOSES for p in self.purposes):
             raise InvalidInput(f"purposes: each must be one of {', '.join(PURPOSES)}, got {list(self.purposes)}")
+        if self.objective not in OBJECTIVES:
+            raise InvalidInput(f"objective: must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if not 1 <= self.k <= 100:
             raise InvalidInput(f"k: must be between 1 and 100, got {self.k}")
         if self.depth < self.k:
@@ -73,7 +78,7 @@ class BatchParams:
 
     @property
     def mode(self) -> str:
-        return "greedy" if self.greedy else "assignment"
+        return "greedy" if self.greedy else "coverage" if self.objective == "coverage" else "assignment"
 
     def out_path(self, run_id: int) -> Path | None:
         return Path(self.out.replace("{run_id}", str(run_id))) if self.out else None

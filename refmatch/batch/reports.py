@@ -25,12 +25,32 @@ def top_share(loads: np.ndarray, share: float = 0.1) -> float:
     return float(np.sort(loads)[::-1][:top].sum() / total)
 
 
-def build_report(
-    edges: Edges, chosen: np.ndarray, n_seekers: int, k: int, room: dict[int, int], mode: str
-) -> dict[str, Any]:
-    """The run's report (JSON-ready); seekers are numbered 0 .. n_seekers - 1 (their plan position)."""
+def coverage(edges: Edges, chosen: np.ndarray, n_seekers: int, k: int) -> dict[str, int]:
+    """How many seekers got k matches, fewer, none, and none for want of any candidate."""
     counts = np.bincount(edges.seeker[chosen], minlength=n_seekers)
     has_candidates = np.bincount(edges.seeker, minlength=n_seekers) > 0
+    return {
+        "full": int((counts >= k).sum()),
+        "fewer": int(((counts > 0) & (counts < k)).sum()),
+        "none": int((counts == 0).sum()),
+        "none_without_candidates": int((~has_candidates).sum()),
+    }
+
+
+def build_report(
+    edges: Edges,
+    chosen: np.ndarray,
+    n_seekers: int,
+    k: int,
+    room: dict[int, int],
+    mode: str,
+    compared: dict[str, np.ndarray] | None = None,
+    coverable: int | None = None,
+) -> dict[str, Any]:
+    """The run's report (JSON-ready); seekers are numbered 0 .. n_seekers - 1 (their plan position).
+
+    ``compared``: the pairs other objectives would have chosen (their coverage and score are reported);
+    ``coverable``: the most seekers the advocates' room could give a match at all (a max-flow)."""
 
     # advocates in play: every advocate that is some seeker's candidate
     in_play, at = np.unique(edges.advocate, return_inverse=True)
@@ -46,11 +66,15 @@ def build_report(
         "mode": mode,
         "k": k,
         "seekers": int(n_seekers),
-        "coverage": {
-            "full": int((counts >= k).sum()),
-            "fewer": int(((counts > 0) & (counts < k)).sum()),
-            "none": int((counts == 0).sum()),
-            "none_without_candidates": int((~has_candidates).sum()),
+        "coverage": coverage(edges, chosen, n_seekers, k),
+        "coverable": coverable,
+        "compared": {
+            name: {
+                "coverage": coverage(edges, other, n_seekers, k),
+                "matches": int(other.sum()),
+                "score_total": round(float(edges.score[other].sum()), 4),
+            }
+            for name, other in (compared or {}).items()
         },
         "matches": int(chosen.sum()),
         "advocates": {
@@ -85,6 +109,18 @@ def format_report(report: dict[str, Any]) -> list[str]:
     lines = [
         f"seekers: {report['seekers']}: {c['full']} with {k} matches, {c['fewer']} with fewer, "
         f"{c['none']} with none{no_candidates}; {report['matches']} matches",
+    ]
+    if report.get("coverable") is not None:
+        covered = c["full"] + c["fewer"]
+        lines.append(f"coverage: {covered} seekers with a match, of the {report['coverable']} the advocates' room "
+                     "could cover at all (max-flow)")  # fmt: skip
+    for name, other in (report.get("compared") or {}).items():
+        o = other["coverage"]
+        lines.append(
+            f"the {name} objective would give: {o['full']} with {k}, {o['fewer']} with fewer, {o['none']} with none; "
+            f"{other['matches']} matches, score {other['score_total']:.3f}"
+        )
+    lines += [
         f"advocates: {a['used']} of {a['in_play']} candidates used, {a['at_capacity']} at capacity, "
         f"{a['over_capacity']} over; top 10% take {a['top10_share']:.0%} of matches "
         f"(unconstrained greedy: {a['greedy_top10_share']:.0%}, {a['greedy_over_capacity']} over capacity); "

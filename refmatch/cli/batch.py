@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from refmatch.app.service import Service
     from refmatch.batch import RunInfo
 
-_RUN_OPTIONS = ("purpose", "k", "as_of", "greedy", "per_advocate", "depth", "partition_size", "no_build")
+_RUN_OPTIONS = ("purpose", "k", "as_of", "greedy", "objective", "per_advocate", "depth", "partition_size", "no_build")
 
 
 def _bars(enabled: bool) -> Callable[[str, int], Callable[[int], None]] | None:
@@ -34,6 +34,14 @@ def _bars(enabled: bool) -> Callable[[str, int], Callable[[int], None]] | None:
 @click.option("--as-of", metavar="DATE", help="Match as on DATE (capacity quarter, blackouts) [default: today].")
 @click.option("--out", metavar="FILE", help="Export to FILE.csv or FILE.jsonl; '{run_id}' in FILE becomes the run id.")
 @click.option("--greedy", is_flag=True, help="Each seeker's k best, advocate capacity ignored (for comparison).")
+@click.option(
+    "--objective",
+    type=click.Choice(["coverage", "score"]),
+    default="coverage",
+    show_default=True,
+    help="coverage: every seeker a first match before any seeker a second, then the best total score; "
+    "score: the best total score alone (it may leave seekers without a match to give others a third).",
+)
 @click.option("--per-advocate", type=int, metavar="N", help="At most N seekers per advocate in this run.")
 @click.option("--depth", type=int, default=10, show_default=True, help="Candidates per seeker to assign from.")
 @click.option("--partition-size", type=int, default=2000, show_default=True, help="Seekers per checkpoint.")
@@ -47,7 +55,8 @@ def batch(service: Service, resume_id: int | None, out: str | None, quiet: bool,
     Seekers: prospects with an open need or a profile (reference), accounts in onboarding
     (mentor), at-risk accounts (retention). Candidates are searched in batches, then
     assigned across the whole run so that no advocate gets more seekers than the
-    capacity it has left (and --per-advocate) while the total score is maximal. The run
+    capacity it has left (and --per-advocate): every seeker gets a first match before any
+    seeker gets a second, and within that the total score is maximal (--objective). The run
     is stored (see 'refmatch runs') and checkpointed per partition: a run that stops
     part-way is finished with --resume RUN_ID, with the same result.
     """
@@ -72,6 +81,7 @@ def batch(service: Service, resume_id: int | None, out: str | None, quiet: bool,
             as_of=opts["as_of"],
             k=opts["k"],
             greedy=opts["greedy"],
+            objective=opts["objective"],
             per_advocate=opts["per_advocate"],
             depth=opts["depth"],
             partition_size=opts["partition_size"],
