@@ -125,6 +125,22 @@ def test_bad_requests_are_refused_clearly(world):
         world.match_account("P1", k=0)
     with pytest.raises(InvalidInput, match="text: must not be empty"):
         world.match_text("   ")
+    with pytest.raises(InvalidInput, match=r"needs\[1\]: must not be empty") as empty:
+        world.match_text("a logistics firm", needs=["pick faster", " "])
+    assert empty.value.details == [{"field": "needs[1]", "message": "must not be empty"}]
+    for purpose, wanted in (("mentor", "in onboarding"), ("retention", "at risk")):
+        with pytest.raises(InvalidInput, match=f"purpose: {purpose} is for customers {wanted}; P1 is a prospect"):
+            world.match_account("P1", purpose=purpose)
+        with pytest.raises(InvalidInput, match="ask for a reference"):
+            world.match_text("a logistics firm", purpose=purpose)
+
+
+def test_reasons_name_the_product_asked_for(world):
+    plain = world.match_account("P1", k=3)
+    assert any(r == "uses Flow WMS" for r in plain.matches[0].reasons)
+    asked = world.match_account("P1", k=3, product="Ledger")
+    assert asked.matches and all("uses Ledger, the product asked for" in m.reasons for m in asked.matches)
+    assert not any(r.startswith("uses Flow WMS") for m in asked.matches for r in m.reasons)
 
 
 def test_an_import_never_stops_matching(world, tmp_path):

@@ -222,8 +222,12 @@ def test_matches_for_an_account_have_the_documented_shape(client, tokens):
 
 def test_matches_take_purpose_k_and_reference_type(client, tokens):
     h = tokens["cs"]
-    mentor = client.get("/api/v1/accounts/P1/matches?purpose=mentor&k=1", headers=h).get_json()
+    mentor = client.get("/api/v1/accounts/C1/matches?purpose=mentor&k=1", headers=h).get_json()
     assert mentor["purpose"] == "mentor" and len(mentor["matches"]) == 1
+    for purpose in ("mentor", "retention"):  # a prospect is told what to ask for
+        refused = client.get(f"/api/v1/accounts/P1/matches?purpose={purpose}", headers=h)
+        assert refused.status_code == 400 and refused.get_json()["error"]["details"][0]["field"] == "purpose"
+        assert "ask for a reference" in refused.get_json()["error"]["message"]
     logos = client.get("/api/v1/accounts/P1/matches?reference_type=logo", headers=h).get_json()
     assert [m["advocate"]["external_id"] for m in logos["matches"]] == ["A11"]  # the only one offering logos
 
@@ -289,6 +293,8 @@ def test_adhoc_match(client, tokens):
         ({"text": "x", "stage": "lead"}, {"stage"}),
         ({"text": "x", "purpose": "sales"}, {"purpose"}),
         ({"text": "x", "colour": "red"}, {"colour"}),
+        ({"text": "x", "needs": ["fine", ""]}, {"needs[1]"}),
+        ({"text": "x", "purpose": "mentor"}, {"purpose"}),
     ],
 )
 def test_adhoc_match_errors_name_the_fields(client, tokens, body, fields):

@@ -358,12 +358,13 @@ def at_risk_page(
     renewals = renewal_dates(service, [a.external_id for a in shown])
     items = []
     for account in shown:
-        result = service.match_account(account.external_id, purpose="retention", k=PEERS)
+        prospect = account.stage == service.settings.stages[0]  # scored, but not a customer to retain
+        result = None if prospect else service.match_account(account.external_id, purpose="retention", k=PEERS)
         items.append(
             {
                 **account.as_dict(),
                 "renewal_date": renewals.get(account.external_id),
-                "matches": [m.as_dict() for m in result.matches],
+                "matches": [m.as_dict() for m in result.matches] if result else [],
             }
         )
     return items, total, listing.level

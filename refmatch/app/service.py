@@ -357,6 +357,14 @@ class Service:
             )
         return Rules(purpose, ref_type, self.settings.default_capacity, self.settings.min_health, product)
 
+    def _fits(self, purpose: str, stage: str, who: str) -> None:
+        """Mentors and retention peers are for customers: a prospect asking for one is told what to ask for."""
+        if purpose in ("mentor", "retention") and stage == self.settings.stages[0]:
+            needed = "in onboarding" if purpose == "mentor" else "at risk"
+            message = (f"purpose: {purpose} is for customers {needed}; {who} is a {stage}: "
+                       "ask for a reference (purpose reference)")  # fmt: skip
+            raise InvalidInput(message, details=[{"field": "purpose", "message": message.split(": ", 1)[1]}])
+
     def _k(self, k: int | None) -> int:
         k = self.settings.k if k is None else k
         if not 1 <= k <= 100:
@@ -376,6 +384,7 @@ class Service:
         row = account_row(self.conn, external_id)
         if row is None:
             raise NotFound(f"unknown account: {external_id!r}")
+        self._fits(purpose, row["stage"], row["external_id"])
         catalog, indexes, manifest = self._loaded()
         open_ids = catalog.open_needs_of(row["id"])
         need_texts = [catalog.need_text[i] for i in open_ids]
@@ -454,10 +463,17 @@ class Service:
         rules, k = self._rules(purpose, reference_type, product), self._k(k)
         if not text or not text.strip():
             raise InvalidInput("text: must not be empty: describe the prospect")
-        needs = [n.strip() for n in needs if n and n.strip()]
+        empty = [i for i, n in enumerate(needs) if not n or not n.strip()]
+        if empty:
+            raise InvalidInput(
+                f"needs[{empty[0]}]: must not be empty: state the need, or leave it out",
+                details=[{"field": f"needs[{i}]", "message": "must not be empty"} for i in empty],
+            )
+        needs = [n.strip() for n in needs]
         stage = stage or self.settings.stages[0]
         if stage not in self.settings.stages:
             raise InvalidInput(f"stage: must be one of {', '.join(self.settings.stages)}, got {stage!r}")
+        self._fits(purpose, stage, "the seeker")
         if employees is not None and employees < 0:
             raise InvalidInput(f"employees: must be >= 0, got {employees}")
         catalog, indexes, manifest = self._loaded()

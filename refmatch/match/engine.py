@@ -145,7 +145,7 @@ def find_matches(
             components={c: float(v[i]) for c, v in cands.components.items()},
             reasons=[
                 *(explain_troubles(catalog, seeker, int(cands.rows[i])) if retention else []),
-                *explain(catalog, seeker, cands, i, settings),
+                *explain(catalog, seeker, cands, i, settings, rules.product),
             ],
         )
         for rank, i in enumerate(order, start=1)

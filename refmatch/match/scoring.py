@@ -150,8 +150,11 @@ def _months_between(start: str, today: date) -> int:
     return max(0, (today.year - d.year) * 12 + today.month - d.month - (today.day < d.day))
 
 
-def explain(catalog: Catalog, seeker: Seeker, cands: Candidates, i: int, settings: Settings) -> list[str]:
-    """Plain-language reasons for candidate ``i``, each checkable against the data."""
+def explain(
+    catalog: Catalog, seeker: Seeker, cands: Candidates, i: int, settings: Settings, product: str | None = None
+) -> list[str]:
+    """Plain-language reasons for candidate ``i``, each checkable against the data; ``product``: the product
+    the match was asked for (the reason names it, not the seeker's other products)."""
     row = int(cands.rows[i])
     comps = {k: float(v[i]) for k, v in cands.components.items()}
     reasons: list[str] = []
@@ -171,9 +174,12 @@ def explain(catalog: Catalog, seeker: Seeker, cands: Candidates, i: int, setting
         reasons.append(f"similar size: {int(catalog.employees[row]):,} employees (you: {seeker.employees:,})")
     if comps["region"]:
         reasons.append(f"same region: {catalog.region[row]}")
-    shared = [p for p in seeker.products if p.casefold() in catalog.products[row]]
-    if shared:
-        reasons.append("uses " + ", ".join(shared))
+    if product:
+        reasons.append(f"uses {product}, the product asked for")
+    else:
+        shared = [p for p in seeker.products if p.casefold() in catalog.products[row]]
+        if shared:
+            reasons.append("uses " + ", ".join(shared))
     live = catalog.live_since[row]
     if live:
         months = _months_between(live, catalog.today)
