@@ -64,6 +64,21 @@ def test_known_answer_the_advocate_who_overcame_the_same_troubles_comes_first(pe
     assert r1.score > max(m.score for m in top[1:])
 
 
+def test_a_peer_who_overcame_the_trouble_comes_first_even_when_others_score_higher(peers, tmp_path):
+    """R1 overcame S's troubles but is otherwise a weak fit (another industry, size, region, profile); R2 and R3
+    fit S closely. Retention proposes R1 first all the same, and its reasons say why."""
+    weak = account("R1", stage="expansion", industry="Pharma", employees=20, region="APAC",
+                   profile="R1 makes vaccines in small batches")  # fmt: skip
+    peers.import_file("accounts", write_csv(tmp_path / "weak.csv", [weak]))
+    peers.build_indexes()
+    found = peers.match_account("S", purpose="retention", k=3).matches
+    assert [m.external_id for m in found][0] == "R1"
+    assert found[0].reasons[0].startswith("overcame 2 of your 2 troubles")
+    assert found[0].score < max(m.score for m in found[1:])  # first for what it overcame, not for its score
+    batch_like = peers.match_account("S", purpose="retention", k=1).matches
+    assert [m.external_id for m in batch_like] == ["R1"]
+
+
 def test_an_at_risk_advocate_is_never_proposed_for_retention(peers):
     assert risk_service.risk_list(peers, level="medium").accounts[0].external_id in ("S", "R4")
     via_core = peers.match_account("S", purpose="retention", k=10)  # the stored scores apply to every caller

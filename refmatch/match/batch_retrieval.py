@@ -33,7 +33,7 @@ from refmatch.match.catalog import Catalog
 from refmatch.match.eligibility import Rules, capacity_of, eligible_mask, excluded_rows
 from refmatch.match.engine import Indexes
 from refmatch.match.retention import add_shared_troubles, trouble_candidates
-from refmatch.match.scoring import Candidates, met_need_coverage, need_credit, score_candidates, take
+from refmatch.match.scoring import Candidates, met_need_coverage, need_credit, ranking, score_candidates, take
 
 __all__ = ["RetrievalContext", "Scored", "group_key", "retrieve_group", "take"]
 
@@ -324,7 +324,7 @@ def retrieve_group(
             continue
         needs_at = slice(first_need[i], first_need[i + 1])
         cands = _score(ctx, seeker, rows, need, needs_at, rules, settings)
-        best = np.argsort(-cands.scores, kind="stable")[:depth]
+        best = np.argsort(-ranking(cands), kind="stable")[:depth]
         out.append(Scored(take(cands, best), eligible))
     return out
 

@@ -23,7 +23,7 @@ from refmatch.match.catalog import Catalog
 from refmatch.match.diversity import diversify
 from refmatch.match.eligibility import Rules, capacity_of, eligible_mask
 from refmatch.match.retention import add_shared_troubles, explain_troubles, trouble_candidates
-from refmatch.match.scoring import explain, met_need_coverage, score_candidates, take
+from refmatch.match.scoring import explain, met_need_coverage, ranking, score_candidates, take
 
 
 @dataclass
@@ -78,7 +78,7 @@ def _candidates_from_advocates(
         )
         if rules.purpose == "retention":
             add_shared_troubles(catalog, seeker, cands, settings)
-        rows = rows[_best(cands.scores, pool)]
+        rows = rows[_best(ranking(cands), pool)]
     return np.sort(catalog.ids[rows])
 
 
@@ -132,9 +132,9 @@ def find_matches(
     retention = rules.purpose == "retention"
     if retention:
         add_shared_troubles(catalog, seeker, cands, settings)
-    keep = _best(cands.scores, pool)
+    keep = _best(ranking(cands), pool)
     cands = take(cands, keep)
-    order = diversify(cands.scores, profile_vectors[keep], k, settings.diversity)
+    order = diversify(ranking(cands), profile_vectors[keep], k, settings.diversity)
     matches = [
         Match(
             rank=rank,

@@ -34,6 +34,13 @@ class Candidates:
     capacity: np.ndarray
 
 
+def ranking(cands: Candidates) -> np.ndarray:
+    """What orders candidates: the score, except that retention peers who overcame any of the seeker's
+    troubles (``shared_troubles`` > 0) come before every peer who did not."""
+    overcame = cands.components.get("shared_troubles")
+    return cands.scores if overcame is None else cands.scores + (overcame > 0)
+
+
 def weights(settings: Settings, has_needs: bool) -> dict[str, float]:
     return {
         "need_coverage": settings.w_need if has_needs else 0.0,
