@@ -2,6 +2,7 @@
 
 from datetime import date
 
+import numpy as np
 import pytest
 
 from refmatch.domain.errors import ConfigError
@@ -153,7 +154,7 @@ def test_onboarding_stalled_after_120_days():
     assert texts(s) == ["in onboarding for 122 days, since 2026-02-28 (more than 120)"]
 
 
-def test_score_is_the_sum_of_points_capped_at_100_with_levels_at_30_and_60():
+def test_score_is_the_sum_of_points_compressed_below_100_with_levels_at_30_and_60():
     everything = [
         (0, "health", "2026-03-01", 90),
         (0, "health", "2026-05-01", 80),
@@ -172,7 +173,8 @@ def test_score_is_the_sum_of_points_capped_at_100_with_levels_at_30_and_60():
         renewal=[None, None, "2026-07-30", None],
         stage_history=[(3, "onboarding", "2026-01-01")],
     )
-    assert s.score.tolist() == [100, 30, 10, 15]
+    assert s.score.tolist()[1:] == [30, 10, 15]  # plain sums below the knee
+    assert 90 < s.score[0] < 100  # more than 100 points, compressed: never the old cap
     assert [s.level_name(i) for i in range(4)] == ["high", "medium", "low", "low"]
     assert s.at_risk.tolist() == [True, True, False, False]
     assert s.troubles(1) == ["support backlog", "champion left"]
@@ -232,3 +234,20 @@ def test_defaults_are_documented_in_the_packaged_file():
         assert f"[rules.{rule.name}]" in text
     assert "at_risk" in text and "max_age_days" in text and "replay_every_days" in text
     assert ordinal("2026-06-30") == AS_OF.toordinal()
+
+
+def test_scores_past_the_old_cap_stay_ordered_by_points_then_health():
+    from refmatch.risk.rules import KNEE, scaled
+
+    points = np.array([0.0, 30, KNEE, 90, 100, 125, 145, 200])
+    out = scaled(points)
+    assert out[:3].tolist() == [0, 30, KNEE] and (np.diff(out) > 0).all() and out.max() < 100
+    common = [("usage", "2026-03-01", 100), ("usage", "2026-06-30", 10), ("open_tickets", "2026-06-30", 9),
+              ("escalation", "2026-06-30", 1), ("nps", "2026-06-30", 0), ("champion_left", "2026-06-01", 1),
+              ("health", "2026-03-01", 90), ("health", "2026-05-01", 80)]  # fmt: skip
+    rows = [(i, kind, day, v) for i in (0, 1) for kind, day, v in common]
+    rows += [(i, "health", "2026-06-30", h) for i, h in ((0, 20), (1, 40))]
+    s = score(rows, n=2)
+    fired_points = [sum(r.points for r in s.reasons(i)) for i in (0, 1)]
+    assert fired_points[0] == fired_points[1] > KNEE
+    assert s.score[0] > s.score[1]  # the same points, told apart by the worse latest health

@@ -1,9 +1,12 @@
 """The risk rules: each reads the signals as of a date, says per account whether it fires,
 the measured value behind it (a feature for the fitted model) and, in plain words, why.
 
-A score is the sum of the points of the rules that fired, capped at 100; the level follows
-the configured thresholds. Nothing here is learned: a person can check every reason
-against the signals it names.
+A score is the sum of the points of the rules that fired, up to ``KNEE``; above it the sum is
+compressed so that it approaches 100 without reaching it (accounts past the old cap of 100
+stay ordered by their points), and there worse latest health adds at most 0.1 to break the
+ties of equal points (below KNEE a score is the plain sum, as readers check it). The level
+follows the configured thresholds, applied to the points. Nothing here is learned: a person
+can check every reason against the signals it names.
 """
 
 from __future__ import annotations
@@ -248,6 +251,17 @@ class Scores:
         return names, matrix if matrix is not None else np.zeros((self.accounts.n, 0))
 
 
+KNEE = 80.0  # points up to this are the score as they are; beyond, they approach 100 ever more slowly
+TIE_BREAK = 0.1  # the most the latest health adds (health 0), so equal points are ordered by health
+
+
+def scaled(points: np.ndarray) -> np.ndarray:
+    """Points as a score below 100: unchanged up to KNEE, then 100 - (100 - KNEE) * exp(-(excess) / (100 - KNEE)),
+    which continues with slope 1 at KNEE and is strictly increasing (no two point totals share a score)."""
+    room = 100.0 - KNEE
+    return np.where(points <= KNEE, points, 100.0 - room * np.exp(-(points - KNEE) / room))
+
+
 def score_accounts(accounts: AccountFrame, signals: SignalTable, as_of: date, config: RiskConfig) -> Scores:
     """Score every account with the signals observed on or before ``as_of`` (nothing later is read)."""
     day = ordinal(as_of)
@@ -258,7 +272,10 @@ def score_accounts(accounts: AccountFrame, signals: SignalTable, as_of: date, co
     for o in outcomes:
         o.fired = np.asarray(o.fired, dtype=bool)
         total += np.where(o.fired, o.spec.points, 0.0)
-    score = np.minimum(total, 100.0)
-    level = np.where(score >= config.high, 2, np.where(score >= config.medium, 1, 0)).astype(np.int8)
+    health, _ = ctx.latest("health")
+    worse = np.where(np.isnan(health), 0.0, (100.0 - np.clip(health, 0.0, 100.0)) / 100.0 * TIE_BREAK)
+    score = np.minimum(scaled(total) + np.where(total > KNEE, worse, 0.0), 100.0 - TIE_BREAK / 100)
+    capped = np.minimum(total, 100.0)
+    level = np.where(capped >= config.high, 2, np.where(capped >= config.medium, 1, 0)).astype(np.int8)
     _, churn_day = accounts.churn.at(accounts.n, day)
     return Scores(as_of, accounts, config, outcomes, score, level, churn_day > 0)
