@@ -88,9 +88,10 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("w_fatigue", 0.15, "Penalty weight for advocates used recently (share of quarterly capacity used).", float),
     Setting(
         "need_threshold",
-        0.45,
-        "Cosine similarity from which a met need counts as covering an open need "
-        "(calibrated on all-MiniLM-L6-v2: 99% of unrelated need pairs score below 0.45).",
+        0.55,
+        "Cosine similarity from which a reason claims an open need was met by the advocate's met need "
+        "(all-MiniLM-L6-v2 on the labelled need pairs of scripts/eval_need_claims.py: precision 0.94, recall 0.89; "
+        "0.45 gave 0.54 and 0.97).",
         float,
     ),
     Setting("diversity", 0.15, "Diversity re-ranking strength (0 = pure score order).", float),
@@ -197,7 +198,7 @@ class Settings:
     w_products: float = 0.07
     w_stage: float = 0.05
     w_fatigue: float = 0.15
-    need_threshold: float = 0.45
+    need_threshold: float = 0.55
     diversity: float = 0.15
     secret_key: str | None = field(default=None, repr=False)
     secure_cookies: bool = False

@@ -304,3 +304,22 @@ def test_the_demo_has_churn_to_learn_from_and_advocates_who_recovered(tmp_path):
     report = risk_service.fit(svc, as_of="2026-11-27")
     assert report.test["churned"] > 0 and report.train["churned"] > 0 and 0.5 < report.rules.auc <= 1
     svc.close()
+
+
+def test_the_labelled_need_pairs_come_from_the_catalogue_and_the_hand_checked_file():
+    spec = importlib.util.spec_from_file_location("eval_need_claims", REPO / "scripts" / "eval_need_claims.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    texts, pairs = module.labelled_pairs()
+    needs = gen.load_catalogue()
+    assert len({t for n in needs for t in n["variants"]}) <= len(texts)
+    same = sum(s for _, _, s in pairs)
+    index = {t: i for i, t in enumerate(texts)}
+    with open(module.CHECKED, newline="", encoding="utf-8") as fh:
+        checked = list(csv.DictReader(fh))
+    labels = {tuple(sorted((index[r["a"]], index[r["b"]]))): r["same"] == "yes" for r in checked}
+    assert all((i, j, labels[(i, j)]) in pairs for i, j in labels)  # a person's label is the one used
+    assert same >= 3 * len(needs)  # each need's three wordings pair with each other
+    chilled = index["Track temperature of chilled stock"]
+    stock = index["Know the current stock on hand in each shop in real time"]
+    assert (min(chilled, stock), max(chilled, stock), False) in pairs

@@ -53,11 +53,14 @@ def weights(settings: Settings, has_needs: bool) -> dict[str, float]:
     }
 
 
+CREDIT_FROM, CREDIT_FULL = 0.25, 0.60  # cosine of unrelated text; of a clear paraphrase (all-MiniLM-L6-v2)
+
+
 def need_credit(similarity: np.ndarray, settings: Settings) -> np.ndarray:
-    """How much of one open need a met need covers: 0 up to a cosine of 0.25 (unrelated
-    text), rising linearly to 1 at ``need_threshold + 0.15`` (a clear paraphrase)."""
-    low, high = 0.25, settings.need_threshold + 0.15
-    return np.clip((similarity - low) / (high - low), 0.0, 1.0)
+    """How much of one open need a met need covers, for the score: 0 up to a cosine of 0.25 (unrelated
+    text), rising linearly to 1 at 0.60 (a clear paraphrase). A partial credit ranks a near miss above
+    nothing; only ``need_threshold`` (stricter) lets a reason claim the need was met."""
+    return np.clip((similarity - CREDIT_FROM) / (CREDIT_FULL - CREDIT_FROM), 0.0, 1.0)
 
 
 def met_need_coverage(
