@@ -94,6 +94,20 @@ REGISTRY: tuple[Setting, ...] = (
         "0.45 gave 0.54 and 0.97).",
         float,
     ),
+    Setting(
+        "strength_strong",
+        0.5,
+        "A match scoring this or more is shown as strong (scripts/calibrate_strength.py: the lowest score from "
+        "which 90% of the demo's matches met one of the seeker's needs).",
+        float,
+    ),
+    Setting(
+        "strength_fair",
+        0.37,
+        "A match scoring this or more (and below strength_strong) is fair; below it, weak "
+        "(scripts/calibrate_strength.py: half of the matches from here are good).",
+        float,
+    ),
     Setting("diversity", 0.15, "Diversity re-ranking strength (0 = pure score order).", float),
     Setting(
         "secret_key",
@@ -199,6 +213,8 @@ class Settings:
     w_stage: float = 0.05
     w_fatigue: float = 0.15
     need_threshold: float = 0.55
+    strength_strong: float = 0.5
+    strength_fair: float = 0.37
     diversity: float = 0.15
     secret_key: str | None = field(default=None, repr=False)
     secure_cookies: bool = False

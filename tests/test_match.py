@@ -105,10 +105,10 @@ def test_adhoc_seeker_matches_like_a_stored_one(world):
 
 def test_json_shape(world):
     out = world.match_account("P1", k=2).as_dict()
-    assert set(out) == {"seeker", "purpose", "matches", "model", "index"}
+    assert set(out) == {"seeker", "purpose", "matches", "note", "model", "index"}
     assert out["seeker"] == {"external_id": "P1", "name": "Company P1"}
     first = out["matches"][0]
-    assert set(first) == {"rank", "advocate", "score", "components", "reasons"}
+    assert set(first) == {"rank", "advocate", "score", "strength", "components", "reasons"}
     assert set(first["components"]) == {
         "need_coverage", "profile_similarity", "industry", "size", "region", "products", "stage_gap", "fatigue"
     }  # fmt: skip
@@ -180,3 +180,19 @@ def test_catalog_memos_declare_what_they_read(world):
     assert {name for name, reads in DERIVED.items() if "usage" in reads} == {"available"}
     with pytest.raises(KeyError, match="not declared"):
         catalog.memo("undeclared", None, lambda: 1)
+
+
+def test_each_match_has_a_strength_and_a_weak_list_says_what_is_missing(world):
+    from dataclasses import replace
+
+    strong = world.match_account("P1", k=3)
+    assert strong.matches[0].strength == "strong" and strong.note is None
+    for m in strong.matches:
+        expected = "strong" if m.score >= 0.5 else "fair" if m.score >= 0.37 else "weak"
+        assert m.strength == expected
+    world.settings = replace(world.settings, strength_strong=0.99, strength_fair=0.98)  # everything is weak now
+    weak = world.match_text("a bakery", industry="Food", employees=5, needs=["bake bread at night"])
+    assert weak.matches and {m.strength for m in weak.matches} == {"weak"}
+    assert weak.note.startswith("Nothing better than a weak match: ")
+    assert "none has met a need like your 1 open ones" in weak.note
+    assert "no live advocate in your industry (Food)" in weak.note and "none of a similar size" in weak.note

@@ -209,8 +209,9 @@ def test_matches_for_an_account_have_the_documented_shape(client, tokens):
     response = client.get("/api/v1/accounts/P1/matches?k=3", headers=tokens["sales"])
     assert response.status_code == 200
     body = response.get_json()
-    assert set(body) == {"seeker", "purpose", "matches", "model", "index"}
+    assert set(body) == {"seeker", "purpose", "matches", "note", "model", "index"}
     assert body["seeker"] == {"external_id": "P1", "name": "Company P1"}
+    assert {m["strength"] for m in body["matches"]} <= {"strong", "fair", "weak"}
     assert body["purpose"] == "reference" and body["model"] == "fake-bow"
     assert set(body["index"]) == {"built_at", "data_version"}
     assert [m["advocate"]["external_id"] for m in body["matches"]] == ["A1", "A2", "A3"]

@@ -34,6 +34,7 @@ from refmatch.index.sync import (
 from refmatch.match import Indexes, Rules, find_matches, load_catalog
 from refmatch.match.advocate_vectors import AdvocateVectors, build_advocate_vectors, vectors_needed
 from refmatch.match.catalog import Catalog, catalog_version, with_unindexed, with_usage
+from refmatch.match.scoring import weak_note
 from refmatch.risk import after_import as refresh_risk
 from refmatch.store import UPSERTS, data_version, open_db, transaction
 from refmatch.store.repo import account_row, profile_text
@@ -513,7 +514,8 @@ class Service:
         store = self.advocate_vectors(catalog, indexes)
         matches, eligible = find_matches(catalog, indexes, seeker, rules, self.settings, k, store)
         index_info = {"built_at": manifest.get("built_at"), "data_version": manifest.get("data_version")}
-        return MatchResult(seeker, rules.purpose, matches, self.model_name, index_info, eligible)
+        note = weak_note(catalog, seeker, matches, eligible, rules.product, self.settings)
+        return MatchResult(seeker, rules.purpose, matches, self.model_name, index_info, eligible, note)
 
 
 def _told(records: list[dict[str, Any]], advance: Callable[[int], None] | None) -> Iterator[dict[str, Any]]:

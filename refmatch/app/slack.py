@@ -85,14 +85,18 @@ def command(service: Service, text: str) -> dict[str, Any]:
     if not result.matches:
         nobody = f"{title}: no advocate may be proposed (consent, capacity, stage)."
         return {"response_type": "ephemeral", "text": nobody}
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": title}}]
+    heading = f"{title}\n_{result.note}_" if result.note else title
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": heading}}]
     for m in result.matches:
         reasons = "\n".join(f"• {r}" for r in m.reasons[:3])
         value = json.dumps({"advocate": m.external_id, "seeker": external_id})
         blocks.append(
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": f"*{m.rank}. {m.name}* (score {m.score:.2f})\n{reasons}"[:3000]},
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"*{m.rank}. {m.name}* ({m.strength} match, score {m.score:.2f})\n{reasons}"[:3000],
+                },
                 "accessory": {
                     "type": "button",
                     "action_id": ACTION,

@@ -91,7 +91,8 @@ SPECS: dict[str, tuple[tuple[str, str | Getter], ...]] = {
     ),
     "matches": (
         ("rank", "rank"), ("advocate_external_id", "advocate.external_id"), ("advocate", "advocate.name"),
-        ("score", "score"), ("need", "components.need"), ("profile", "components.profile"), ("reasons", "reasons"),
+        ("score", "score"), ("strength", "strength"), ("need", "components.need_coverage"),
+        ("profile", "components.profile_similarity"), ("reasons", "reasons"),
     ),
 }  # fmt: skip
 

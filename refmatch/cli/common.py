@@ -87,8 +87,10 @@ def echo_matches(result: Any, empty: str = "check consent, capacity, stage and p
     """Each match, its score and its reasons, as every matching command prints them."""
     if not result.matches:
         click.echo(f"no eligible advocate: {empty}")
+    elif getattr(result, "note", None):
+        click.echo(result.note)
     for m in result.matches:
-        click.echo(f"{m.rank}. {m.name} ({m.external_id})  score {m.score:.3f}")
+        click.echo(f"{m.rank}. {m.name} ({m.external_id})  score {m.score:.3f} ({m.strength})")
         for reason in m.reasons:
             click.echo(f"     - {reason}")
 

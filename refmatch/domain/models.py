@@ -29,6 +29,9 @@ class Seeker:
     do_not_match: list[str] = field(default_factory=list)
 
 
+STRENGTHS = ("strong", "fair", "weak")
+
+
 @dataclass
 class Match:
     rank: int
@@ -38,12 +41,14 @@ class Match:
     score: float
     components: dict[str, float]
     reasons: list[str]
+    strength: str = "fair"  # strong | fair | weak: the score against the calibrated thresholds
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "rank": self.rank,
             "advocate": {"external_id": self.external_id, "name": self.name},
             "score": round(self.score, 3),
+            "strength": self.strength,
             "components": {k: round(v, 3) for k, v in self.components.items()},
             "reasons": self.reasons,
         }
@@ -57,12 +62,14 @@ class MatchResult:
     model: str
     index: dict[str, Any]
     eligible: int = 0
+    note: str | None = None  # when nothing is better than weak: so, plainly, and what is missing
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "seeker": {"external_id": self.seeker.external_id, "name": self.seeker.name},
             "purpose": self.purpose,
             "matches": [m.as_dict() for m in self.matches],
+            "note": self.note,
             "model": self.model,
             "index": self.index,
         }

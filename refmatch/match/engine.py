@@ -23,7 +23,7 @@ from refmatch.match.catalog import Catalog
 from refmatch.match.diversity import diversify
 from refmatch.match.eligibility import Rules, capacity_of, eligible_mask
 from refmatch.match.retention import add_shared_troubles, explain_troubles, trouble_candidates
-from refmatch.match.scoring import explain, met_need_coverage, ranking, score_candidates, take
+from refmatch.match.scoring import explain, met_need_coverage, ranking, score_candidates, strength_of, take
 
 
 @dataclass
@@ -142,6 +142,7 @@ def find_matches(
             external_id=catalog.external_ids[cands.rows[i]],
             name=catalog.names[cands.rows[i]],
             score=float(cands.scores[i]),
+            strength=strength_of(float(cands.scores[i]), settings),
             components={c: float(v[i]) for c, v in cands.components.items()},
             reasons=[
                 *(explain_troubles(catalog, seeker, int(cands.rows[i])) if retention else []),

@@ -16,7 +16,7 @@ from datetime import date
 import numpy as np
 
 from refmatch.config import Settings
-from refmatch.domain.models import Seeker
+from refmatch.domain.models import Match, Seeker
 from refmatch.match.catalog import Catalog
 
 COMPONENTS = ("need_coverage", "profile_similarity", "industry", "size", "region", "products", "stage_gap")
@@ -196,3 +196,31 @@ def explain(
         reasons.append(f"live for {months} months, now in {catalog.stages[catalog.stage_rank[row]]}")
     reasons.append(f"{int(catalog.used_quarter[row])} of {int(cands.capacity[i])} quarterly slots used")
     return reasons
+
+
+def strength_of(score: float, settings: Settings) -> str:
+    """strong / fair / weak: the score against the calibrated thresholds (scripts/calibrate_strength.py)."""
+    return "strong" if score >= settings.strength_strong else "fair" if score >= settings.strength_fair else "weak"
+
+
+def weak_note(
+    catalog: Catalog, seeker: Seeker, matches: list[Match], eligible: int, product: str | None, settings: Settings
+) -> str | None:
+    """When no match is better than weak: say so, and what none of them has (needs met, industry, size)."""
+    if not matches:
+        if eligible:
+            return None
+        return "No advocate can be proposed: none is eligible (consent, reference type, capacity, product, stage)."
+    if any(m.strength != "weak" for m in matches):
+        return None
+    missing = []
+    if seeker.need_texts and not any(r.startswith("met ") and not r.startswith("met none") for m in matches
+                                     for r in m.reasons):  # fmt: skip
+        missing.append(f"none has met a need like your {len(seeker.need_texts)} open ones")
+    if seeker.industry and not any(m.components.get("industry") for m in matches):
+        on = f" on {product}" if product else ""
+        missing.append(f"no live advocate{on} in your industry ({seeker.industry})")
+    if seeker.employees and not any(m.components.get("size", 0) >= 0.75 for m in matches):
+        missing.append("none of a similar size")
+    what = "; ".join(missing) if missing else "they score low on every count"
+    return f"Nothing better than a weak match: {what}."

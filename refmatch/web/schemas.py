@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from refmatch.app import tables
 from refmatch.domain import limits, vocabulary
+from refmatch.domain.models import STRENGTHS
 
 Purpose = Literal["reference", "mentor", "retention"]
 ReferenceType = Literal["call", "site_visit", "case_study", "logo", "mentoring", "peer_call"]
@@ -24,6 +25,7 @@ DealOutcome = Literal["won", "lost", "open"]
 Role = Literal["sales", "cs", "reference_manager", "admin"]
 RiskLevel = Literal["low", "medium", "high"]
 FileFormat = Literal["csv", "xlsx"]
+Strength = Literal["strong", "fair", "weak"]
 # the vocabulary is defined in refmatch.domain.vocabulary; these literals must say the same
 for _literal, _words in (
     (Purpose, vocabulary.PURPOSES),
@@ -34,6 +36,7 @@ for _literal, _words in (
     (Role, vocabulary.ROLES),
     (RiskLevel, vocabulary.RISK_LEVELS),
     (FileFormat, tables.FORMATS),
+    (Strength, STRENGTHS),
 ):
     if get_args(_literal) != tuple(_words):
         raise RuntimeError(f"refmatch.web.schemas: {_literal} differs from the vocabulary {_words}")
@@ -354,6 +357,7 @@ class Match(Strict):
     rank: int = Field(ge=1)
     advocate: Party
     score: float
+    strength: Strength = Field(description="the score against the calibrated thresholds (strength_* settings)")
     components: dict[str, float] = Field(
         description="need_coverage, profile_similarity, industry, size, region, products, stage_gap, fatigue"
     )
@@ -369,6 +373,7 @@ class MatchResult(Strict):
     seeker: MaybeParty
     purpose: Purpose
     matches: list[Match]
+    note: str | None = Field(description="when no match is better than weak: so, and what none of them has")
     model: str
     index: IndexInfo
 
