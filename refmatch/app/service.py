@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -34,10 +34,11 @@ from refmatch.index.sync import (
 from refmatch.match import Indexes, Rules, find_matches, load_catalog
 from refmatch.match.advocate_vectors import AdvocateVectors, build_advocate_vectors, vectors_needed
 from refmatch.match.catalog import Catalog, catalog_version, with_unindexed, with_usage
+from refmatch.match.engine import score_pairs
 from refmatch.match.scoring import weak_note
 from refmatch.risk import after_import as refresh_risk
 from refmatch.store import UPSERTS, data_version, open_db, transaction
-from refmatch.store.repo import account_row, profile_text
+from refmatch.store.repo import account_row, profile_text, weights_in_use
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 IMPORT_ORDER = IMPORT_KINDS
@@ -103,6 +104,8 @@ class Service:
     def db(self):
         if self._db is None:
             self._db = open_db(self.settings.db_path)
+            if learned := weights_in_use(self._db.conn):  # refmatch weights use: the learned weights win
+                self.settings = replace(self.settings, **learned)
         return self._db
 
     @property
@@ -387,11 +390,16 @@ class Service:
             raise NotFound(f"unknown account: {external_id!r}")
         self._fits(purpose, row["stage"], row["external_id"])
         catalog, indexes, manifest = self._loaded()
+        seeker = self._stored_seeker(row, catalog, indexes)
+        return self._match(catalog, indexes, manifest, seeker, rules, k)
+
+    def _stored_seeker(self, row: dict[str, Any], catalog: Catalog, indexes: Indexes) -> Seeker:
+        """A stored account as a seeker: its profile and open needs with their current vectors."""
         open_ids = catalog.open_needs_of(row["id"])
         need_texts = [catalog.need_text[i] for i in open_ids]
         profile = profile_text(row["name"], row["industry"], row["profile"])
         vectors = self._current_vectors(indexes, [row["id"]], [profile], open_ids, need_texts)
-        seeker = Seeker(
+        return Seeker(
             name=row["name"],
             stage=row["stage"],
             profile_vector=vectors[0],
@@ -406,7 +414,24 @@ class Service:
             products=row["products"],
             do_not_match=row["do_not_match"],
         )
-        return self._match(catalog, indexes, manifest, seeker, rules, k)
+
+    def pair_components(
+        self, seeker_external_id: str, advocate_account_ids: Sequence[int], purpose: str = "reference"
+    ) -> dict[int, dict[str, float]]:
+        """Advocate account id -> the score components matching computes for it against this seeker now
+        (eligible or not): what ``refmatch weights fit`` learns from."""
+        row = account_row(self.conn, seeker_external_id)
+        if row is None:
+            raise NotFound(f"unknown account: {seeker_external_id!r}")
+        catalog, indexes, _ = self._loaded()
+        in_catalog = set(catalog.ids.tolist())
+        known = [a for a in advocate_account_ids if a in in_catalog]
+        if not known:
+            return {}
+        seeker = self._stored_seeker(row, catalog, indexes)
+        cands = score_pairs(catalog, indexes, seeker, np.array(known), self._rules(purpose, None, None), self.settings)
+        ids = catalog.ids[cands.rows].tolist()
+        return {a: {c: float(v[i]) for c, v in cands.components.items()} for i, a in enumerate(ids)}
 
     def _current_vectors(
         self, indexes: Indexes, profile_ids: list[int], profiles: list[str], need_ids: list[int], needs: list[str]

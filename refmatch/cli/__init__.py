@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from refmatch.cli import batch, core, notify, risk, serve, users
+from refmatch.cli import batch, core, notify, risk, serve, users, weights
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,6 +27,7 @@ for command in (
     core.match,
     core.demo,
     risk.risk,
+    weights.weights,
     batch.batch,
     batch.runs,
     users.user,

@@ -23,7 +23,15 @@ from refmatch.match.catalog import Catalog
 from refmatch.match.diversity import diversify
 from refmatch.match.eligibility import Rules, capacity_of, eligible_mask
 from refmatch.match.retention import add_shared_troubles, explain_troubles, trouble_candidates
-from refmatch.match.scoring import explain, met_need_coverage, ranking, score_candidates, strength_of, take
+from refmatch.match.scoring import (
+    Candidates,
+    explain,
+    met_need_coverage,
+    ranking,
+    score_candidates,
+    strength_of,
+    take,
+)
 
 
 @dataclass
@@ -90,6 +98,20 @@ def _exact(catalog: Catalog, indexes: Indexes, seeker: Seeker, candidates: np.nd
     queries = seeker.need_vectors if seeker.need_vectors is not None else np.zeros((0, len(seeker.profile_vector)))
     need_best, need_best_id = met_need_coverage(catalog, rows, queries, indexes.needs.reconstruct)
     return rows, profile_vectors, profile_sims, need_best, need_best_id
+
+
+def score_pairs(
+    catalog: Catalog, indexes: Indexes, seeker: Seeker, advocate_ids: np.ndarray, rules: Rules, settings: Settings
+) -> Candidates:
+    """The components and scores of the seeker against these advocates, eligible or not (to learn the weights
+    from past requests: what matching would have computed for each pair, as the data stands)."""
+    candidates = np.sort(np.asarray(advocate_ids, dtype=np.int64))
+    rows, _, profile_sims, need_best, need_best_id = _exact(catalog, indexes, seeker, candidates)
+    capacities = capacity_of(catalog, rules.default_capacity)[rows]
+    cands = score_candidates(catalog, seeker, rows, profile_sims, need_best, need_best_id, capacities, settings)
+    if rules.purpose == "retention":
+        add_shared_troubles(catalog, seeker, cands, settings)
+    return cands
 
 
 def _best(scores: np.ndarray, n: int) -> np.ndarray:

@@ -41,16 +41,17 @@ def ranking(cands: Candidates) -> np.ndarray:
     return cands.scores if overcame is None else cands.scores + (overcame > 0)
 
 
+WEIGHT_SETTINGS = {  # component -> the setting that weighs it
+    "need_coverage": "w_need", "profile_similarity": "w_profile", "industry": "w_industry", "size": "w_size",
+    "region": "w_region", "products": "w_products", "stage_gap": "w_stage",
+}  # fmt: skip
+
+
 def weights(settings: Settings, has_needs: bool) -> dict[str, float]:
-    return {
-        "need_coverage": settings.w_need if has_needs else 0.0,
-        "profile_similarity": settings.w_profile,
-        "industry": settings.w_industry,
-        "size": settings.w_size,
-        "region": settings.w_region,
-        "products": settings.w_products,
-        "stage_gap": settings.w_stage,
-    }
+    out = {c: float(getattr(settings, name)) for c, name in WEIGHT_SETTINGS.items()}
+    if not has_needs:
+        out["need_coverage"] = 0.0
+    return out
 
 
 CREDIT_FROM, CREDIT_FULL = 0.25, 0.60  # cosine of unrelated text; of a clear paraphrase (all-MiniLM-L6-v2)

@@ -270,3 +270,9 @@ def indexed_texts(conn: sqlite3.Connection, kind: str) -> tuple[list[int], list[
         rows = conn.execute("SELECT id, text FROM needs ORDER BY id").fetchall()
         return [r[0] for r in rows], [r[1] for r in rows]
     raise ValueError(f"unknown index kind: {kind}")
+
+
+def weights_in_use(conn: sqlite3.Connection) -> dict[str, float] | None:
+    """The match weights of the fit in use (``refmatch weights use``), or None for the hand-set settings."""
+    row = conn.execute("SELECT weights FROM weight_fits WHERE in_use = 1").fetchone()
+    return json.loads(row[0]) if row else None
