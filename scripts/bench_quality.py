@@ -12,9 +12,10 @@ advocates are ranked (eligibility aside, so that the methods are compared on sim
 alone) by:
 
 - raw model: for each open need, the closest met need's cosine (all-MiniLM-L6-v2), averaged;
-- matcher: the hand-set weighted score of matching's components (refmatch's score, no fatigue);
-- BM25: SQLite FTS5 bm25 of each open need's words against the advocate's met needs
-  (``needs_fts``), the best per need scaled by the best of any advocate, averaged;
+- matcher without the lexical component: the weighted score of matching's other components;
+- BM25: the lexical component alone (refmatch.store.search.lexical_need_scores: SQLite FTS5
+  bm25 of each open need's words against the advocate's met needs, scaled, averaged);
+- matcher: refmatch's score (no fatigue), the lexical component weighted by ``w_lexical``;
 - fused: raw model + w x BM25 and matcher + w x BM25, with w chosen on half of the prospects
   (seeded) and reported on the other half, the held-out queries.
 
@@ -27,7 +28,6 @@ import argparse
 import importlib.util
 import json
 import random
-import re
 import sys
 from pathlib import Path
 
@@ -40,9 +40,6 @@ from refmatch.app.service import Service  # noqa: E402
 from refmatch.config import load_settings  # noqa: E402
 from refmatch.match.scoring import COMPONENTS, weights  # noqa: E402
 
-WORD = re.compile(r"\w+")
-STOP = set("a an and the of to for in on with from by our we us at as is are be it its every each all".split())
-
 
 def catalogue_keys() -> dict[str, str]:
     spec = importlib.util.spec_from_file_location("make_demo_data", REPO / "scripts" / "make_demo_data.py")
@@ -54,25 +51,6 @@ def catalogue_keys() -> dict[str, str]:
 def precision_at(scores: np.ndarray, relevant: np.ndarray, k: int = 5) -> float:
     top = np.lexsort((np.arange(len(scores)), -scores))[:k]
     return float(relevant[top].mean())
-
-
-def bm25_scores(conn, open_texts: list[str], met_owner: dict[int, int], advocate_pos: dict[int, int], n: int):
-    """(advocates,) mean over open needs of the best -bm25 of the advocate's met needs, scaled per need."""
-    total = np.zeros(n)
-    for text in open_texts:
-        words = [w for w in WORD.findall(text.lower()) if w not in STOP]
-        if not words:
-            continue
-        expression = " OR ".join('"' + w + '"' for w in words)
-        best = np.zeros(n)
-        for need_id, rank in conn.execute("SELECT rowid, bm25(needs_fts) FROM needs_fts WHERE needs_fts MATCH ?",
-                                          (expression,)):  # fmt: skip
-            owner = met_owner.get(need_id)
-            if owner is not None:
-                best[advocate_pos[owner]] = max(best[advocate_pos[owner]], -rank)
-        if best.max() > 0:
-            total += best / best.max()
-    return total / max(1, len(open_texts))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,6 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     ).fetchall()
     base = weights(service.settings, True)
     w_vec = np.array([base[c] for c in COMPONENTS])
+    lexical = COMPONENTS.index("lexical")
+    no_lex = w_vec.copy()
+    no_lex[lexical] = 0.0
     rows = []
     for external_id, account_id in prospects:
         texts = [t for (t,) in conn.execute(
@@ -121,8 +102,8 @@ def main(argv: list[str] | None = None) -> None:
             if mine:
                 raw[pos] = (q @ indexes.needs.reconstruct(np.array(mine)).T).max(axis=1).mean()
         rows.append({
-            "raw": raw, "matcher": matrix @ w_vec / w_vec.sum(), "relevant": relevant,
-            "bm25": bm25_scores(conn, texts, met_owner, advocate_pos, len(advocates)), "none": np.zeros(len(raw)),
+            "raw": raw, "matcher": matrix @ no_lex / no_lex.sum(), "hybrid": matrix @ w_vec / w_vec.sum(),
+            "relevant": relevant, "bm25": matrix[:, lexical], "none": np.zeros(len(raw)),
         })  # fmt: skip
     order = list(range(len(rows)))
     random.Random(args.seed).shuffle(order)
@@ -133,7 +114,8 @@ def main(argv: list[str] | None = None) -> None:
 
     grid = np.round(np.arange(0.0, 1.01, 0.05), 2)
     print(json.dumps({"queries": len(rows), "tune": len(tune), "held_out": len(held), "advocates": len(advocates)}))
-    for name, key, w in (("raw model", "raw", 0.0), ("matcher", "matcher", 0.0), ("BM25", "none", 1.0)):
+    for name, key, w in (("raw model", "raw", 0.0), ("matcher without the lexical component", "matcher", 0.0),
+                         ("BM25", "none", 1.0), (f"matcher (w_lexical {base['lexical']})", "hybrid", 0.0)):  # fmt: skip
         print(json.dumps({"method": name, "p@5_held_out": round(p5(held, key, w), 4),
                           "p@5_tune": round(p5(tune, key, w), 4)}))  # fmt: skip
     for key in ("raw", "matcher"):  # the lexical weight chosen on the tuning half, judged on the held-out half

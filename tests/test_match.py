@@ -110,7 +110,8 @@ def test_json_shape(world):
     first = out["matches"][0]
     assert set(first) == {"rank", "advocate", "score", "strength", "components", "reasons"}
     assert set(first["components"]) == {
-        "need_coverage", "profile_similarity", "industry", "size", "region", "products", "stage_gap", "fatigue"
+        "need_coverage", "profile_similarity", "industry", "size", "region", "products", "stage_gap", "lexical",
+        "fatigue",
     }  # fmt: skip
     assert out["model"] == "fake-bow"
     assert set(out["index"]) == {"built_at", "data_version"}
@@ -188,7 +189,8 @@ def test_each_match_has_a_strength_and_a_weak_list_says_what_is_missing(world):
     strong = world.match_account("P1", k=3)
     assert strong.matches[0].strength == "strong" and strong.note is None
     for m in strong.matches:
-        expected = "strong" if m.score >= 0.5 else "fair" if m.score >= 0.37 else "weak"
+        high, low = world.settings.strength_strong, world.settings.strength_fair
+        expected = "strong" if m.score >= high else "fair" if m.score >= low else "weak"
         assert m.strength == expected
     world.settings = replace(world.settings, strength_strong=0.99, strength_fair=0.98)  # everything is weak now
     weak = world.match_text("a bakery", industry="Food", employees=5, needs=["bake bread at night"])
@@ -196,3 +198,21 @@ def test_each_match_has_a_strength_and_a_weak_list_says_what_is_missing(world):
     assert weak.note.startswith("Nothing better than a weak match: ")
     assert "none has met a need like your 1 open ones" in weak.note
     assert "no live advocate in your industry (Food)" in weak.note and "none of a similar size" in weak.note
+
+
+def test_the_lexical_component_scores_the_words_met_needs_share(world):
+    from dataclasses import replace
+
+    from refmatch.store.search import lexical_need_scores
+
+    ids = dict(world.conn.execute("SELECT external_id, id FROM accounts"))
+    scores = lexical_need_scores(world.conn, ["close the month end faster"])
+    assert max(scores.values()) == 1.0 and scores[ids["A3"]] == 1.0  # A3 met "faster month end close"
+    assert ids["A2"] not in scores  # it met single sign-on only: no word in common
+    assert lexical_need_scores(world.conn, ["the and of"]) == {}  # only common words: nothing to go on
+    result = world.match_account("P1", k=3)
+    assert all(0.0 <= m.components["lexical"] <= 1.0 for m in result.matches)
+    assert max(m.components["lexical"] for m in result.matches) > 0
+    world.settings = replace(world.settings, w_lexical=0.0)
+    off = world.match_account("P1", k=3)
+    assert all(m.components["lexical"] == 0.0 for m in off.matches)

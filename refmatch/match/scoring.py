@@ -19,7 +19,7 @@ from refmatch.config import Settings
 from refmatch.domain.models import Match, Seeker
 from refmatch.match.catalog import Catalog
 
-COMPONENTS = ("need_coverage", "profile_similarity", "industry", "size", "region", "products", "stage_gap")
+COMPONENTS = ("need_coverage", "profile_similarity", "industry", "size", "region", "products", "stage_gap", "lexical")
 
 
 @dataclass
@@ -43,14 +43,14 @@ def ranking(cands: Candidates) -> np.ndarray:
 
 WEIGHT_SETTINGS = {  # component -> the setting that weighs it
     "need_coverage": "w_need", "profile_similarity": "w_profile", "industry": "w_industry", "size": "w_size",
-    "region": "w_region", "products": "w_products", "stage_gap": "w_stage",
+    "region": "w_region", "products": "w_products", "stage_gap": "w_stage", "lexical": "w_lexical",
 }  # fmt: skip
 
 
 def weights(settings: Settings, has_needs: bool) -> dict[str, float]:
     out = {c: float(getattr(settings, name)) for c, name in WEIGHT_SETTINGS.items()}
     if not has_needs:
-        out["need_coverage"] = 0.0
+        out["need_coverage"] = out["lexical"] = 0.0
     return out
 
 
@@ -128,6 +128,11 @@ def score_candidates(
         comps["products"] = sum((columns[w][rows] for w in wanted), np.zeros(len(rows))) / len(seeker.products)
     else:
         comps["products"] = np.zeros(len(rows))
+    if seeker.lexical:
+        comps["lexical"] = np.fromiter((seeker.lexical.get(a, 0.0) for a in catalog.ids[rows].tolist()), np.float64,
+                                       count=len(rows))  # fmt: skip
+    else:
+        comps["lexical"] = np.zeros(len(rows))
     seeker_rank = catalog.stages.index(seeker.stage) if seeker.stage in catalog.stages else 0
     gap = catalog.stage_rank[rows] - seeker_rank
     comps["stage_gap"] = np.clip(gap / max(1, len(catalog.stages) - 1), 0, 1)

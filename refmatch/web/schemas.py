@@ -359,7 +359,7 @@ class Match(Strict):
     score: float
     strength: Strength = Field(description="the score against the calibrated thresholds (strength_* settings)")
     components: dict[str, float] = Field(
-        description="need_coverage, profile_similarity, industry, size, region, products, stage_gap, fatigue"
+        description="need_coverage, profile_similarity, industry, size, region, products, stage_gap, lexical, fatigue"
     )
     reasons: list[str]
 
