@@ -102,6 +102,12 @@ REGISTRY: tuple[Setting, ...] = (
         float,
     ),
     Setting(
+        "near_capacity_share",
+        0.75,
+        "An advocate that used at least this share of the quarter's slots is near capacity (dashboard, filters).",
+        float,
+    ),
+    Setting(
         "strength_strong",
         0.4,
         "A match scoring this or more is shown as strong (scripts/calibrate_strength.py: the lowest score from "
@@ -221,6 +227,7 @@ class Settings:
     w_lexical: float = 0.45
     w_fatigue: float = 0.15
     need_threshold: float = 0.55
+    near_capacity_share: float = 0.75
     strength_strong: float = 0.4
     strength_fair: float = 0.33
     diversity: float = 0.15

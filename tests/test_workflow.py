@@ -576,7 +576,10 @@ def test_advocate_load(world, people, ask):
     assert a1["last_used_at"] >= approved.approved_at
     assert [a["external_id"] for a in load[:2]] == ["A5", "A1"]  # fullest first
     near, total = workflow.advocate_load(world, today=today, near_capacity_only=True)
-    assert ([a["external_id"] for a in near], total) == (["A5", "A1"], 2)
+    assert ([a["external_id"] for a in near], total) == (["A5"], 1)  # A1 used 2 of 3: below 75%
+    move(world, manager, ask().id, "approved")
+    near, total = workflow.advocate_load(world, today=today, near_capacity_only=True)
+    assert ([a["external_id"] for a in near], total) == (["A1", "A5"], 2)  # 3 of 3; A5 has no slot at all
     page, total = workflow.advocate_load(world, today=today, limit=3, offset=2)
     assert len(page) == 3 and total == 11
     # next quarter the slots are free again

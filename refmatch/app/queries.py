@@ -26,7 +26,7 @@ from refmatch.match.catalog import Catalog
 from refmatch.match.eligibility import Rules, eligible_mask
 from refmatch.risk import after_import as refresh_risk
 from refmatch.store import UPSERTS, data_version, search, transaction
-from refmatch.store.usage import NEAR_CAPACITY, slot_use_cte
+from refmatch.store.usage import near_capacity, slot_use_cte
 
 ACCOUNT_FILTERS = ("industry", "stage", "region", "products")
 MAX_LIMIT = 200
@@ -306,8 +306,8 @@ def list_advocates(
         where.append("v.account_id IN (SELECT value FROM json_each(?))")
         params.append(json.dumps([int(i) for i in account_ids]))
     if near_capacity_only:
-        where.append(f"{capacity} - {used} <= ?")
-        params.extend([service.settings.default_capacity, NEAR_CAPACITY])
+        where.append(near_capacity(capacity, used))
+        params.extend([service.settings.near_capacity_share, service.settings.default_capacity])
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     base = (
         f"FROM advocates v JOIN accounts a ON a.id = v.account_id "

@@ -14,7 +14,15 @@ from refmatch.domain.clock import quarter_window, recent_window
 from refmatch.domain.vocabulary import USING_CAPACITY
 
 RECENT_DAYS = 90  # the window fatigue looks back over
-NEAR_CAPACITY = 1  # an advocate with at most this many slots left counts as near capacity
+
+
+def near_capacity(capacity: str, used: str) -> str:
+    """SQL true when an advocate has used at least a share (the one ``?``, before any in ``capacity``) of this
+    quarter's slots: the ``near_capacity_share`` setting, 0.75 by default (an advocate with no slot at all is
+    full, so near capacity too)."""
+    return f"({used}) >= ? * ({capacity})"
+
+
 _USED_ON = "substr(COALESCE(approved_at, created_at), 1, 10)"  # the day a request took its slot
 
 

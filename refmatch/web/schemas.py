@@ -153,7 +153,9 @@ class AdvocatesFilter(Strict):
     q: str | None = Field(None, description="case-insensitive substring search")
     consent: bool | None = None
     reference_type: ReferenceType | None = None
-    near_capacity: bool = Field(False, description="only advocates with at most one slot left")
+    near_capacity: bool = Field(
+        False, description="only advocates that used at least near_capacity_share (75%) of the quarter's slots"
+    )
 
 
 class AdvocatesQuery(AdvocatesFilter, PageQuery):

@@ -25,7 +25,7 @@ from refmatch.app.users import User
 from refmatch.domain import clock
 from refmatch.domain.errors import NotFound
 from refmatch.domain.limits import check_page, is_row_id
-from refmatch.store.usage import NEAR_CAPACITY, slot_use_cte
+from refmatch.store.usage import near_capacity, slot_use_cte
 
 MAX_PAGE = 500
 
@@ -194,7 +194,7 @@ def advocate_load(
 ) -> tuple[list[dict[str, Any]], int]:
     """Every advocate's use of its quarterly slots, fullest first: (one page, total).
 
-    ``near_capacity_only`` keeps the advocates with at most NEAR_CAPACITY slots left.
+    ``near_capacity_only`` keeps the advocates that used ``near_capacity_share`` of their slots or more.
     ``contact`` is always None here: the shell decides who may see it.
     """
     _page(limit, offset)
@@ -207,12 +207,12 @@ def advocate_load(
                u.last_used_at
         FROM advocates v JOIN accounts a ON a.id = v.account_id LEFT JOIN slot_use u ON u.account_id = v.account_id
     )
-    SELECT {{}} FROM load {"WHERE capacity - used_quarter <= ?" if near_capacity_only else ""}
+    SELECT {{}} FROM load {"WHERE " + near_capacity("capacity", "used_quarter") if near_capacity_only else ""}
     """
     params: list[Any] = list(use_params)
     params.append(service.settings.default_capacity)
     if near_capacity_only:
-        params.append(NEAR_CAPACITY)
+        params.append(service.settings.near_capacity_share)
     conn = service.conn
     total = conn.execute(base.format("COUNT(*)"), params).fetchone()[0]
     rows = conn.execute(
