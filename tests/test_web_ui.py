@@ -404,3 +404,10 @@ def test_a_download_takes_every_page_and_says_when_it_was_cut(monkeypatch):
     assert len(items) == 5 and cut
     body = tables.encode(tables.table("accounts", items, cut=cut), "csv").decode()
     assert body.splitlines()[-1].startswith("(cut at 5 rows")
+
+
+def test_head_answers_like_get_on_pages_with_forms(client):
+    assert client.head("/login").status_code == 200
+    login(client, "manager")
+    for url in ("/match", "/import", "/"):
+        assert client.head(url).status_code == 200, url

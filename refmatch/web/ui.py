@@ -131,7 +131,7 @@ def download(t: tables.Table, label: str | None = None) -> Response:
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Page:
     next_url = safe_next(request.values.get("next"))
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         if current_user() is not None:
             return redirect(next_url or url_for("ui.dashboard"))
         return render_template("login.html", errors={}, username="", next=next_url or "")
@@ -427,7 +427,7 @@ def match() -> Page:
     form = {k: request.form.get(k, "").strip() for k in MATCH_FORM}
     form.setdefault("name", "")
     context: dict[str, Any] = {"form": form, "errors": {}, "result": None, "stages": svc.settings.stages}
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return render_template("match.html", **context)
     try:
         args = _adhoc_args(form)
@@ -600,7 +600,7 @@ def _only_managers() -> users.User:
 @bp.route("/import", methods=["GET", "POST"])
 def import_page() -> Page:
     user = _only_managers()
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return _import_page()
     form, upload = request.form, request.files.get("file")
     mapping = form.get("map", "")
