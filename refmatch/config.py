@@ -87,9 +87,10 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("w_stage", 0.05, "Weight of how far ahead the advocate is.", float),
     Setting(
         "w_lexical",
-        0.45,
-        "Weight of the words an advocate's met needs share with the open needs (SQLite FTS5 BM25); "
-        "0 switches it off (scripts/bench_quality.py: held-out P@5 0.767 without, see the README with).",
+        0.0,
+        "Weight of the words an advocate's met needs share with the open needs (BM25 among the candidates); "
+        "off by default: 0.45 raised the demo benchmark's held-out P@5 from 0.767 to 0.827, but its scores "
+        "still depend on the candidate pool (README: How matching works).",
         float,
     ),
     Setting("w_fatigue", 0.15, "Penalty weight for advocates used recently (share of quarterly capacity used).", float),
@@ -109,14 +110,14 @@ REGISTRY: tuple[Setting, ...] = (
     ),
     Setting(
         "strength_strong",
-        0.4,
+        0.5,
         "A match scoring this or more is shown as strong (scripts/calibrate_strength.py: the lowest score from "
         "which 90% of the demo's matches met one of the seeker's needs).",
         float,
     ),
     Setting(
         "strength_fair",
-        0.33,
+        0.37,
         "A match scoring this or more (and below strength_strong) is fair; below it, weak "
         "(scripts/calibrate_strength.py: half of the matches from here are good).",
         float,
@@ -224,12 +225,12 @@ class Settings:
     w_region: float = 0.04
     w_products: float = 0.07
     w_stage: float = 0.05
-    w_lexical: float = 0.45
+    w_lexical: float = 0.0
     w_fatigue: float = 0.15
     need_threshold: float = 0.55
     near_capacity_share: float = 0.75
-    strength_strong: float = 0.4
-    strength_fair: float = 0.33
+    strength_strong: float = 0.5
+    strength_fair: float = 0.37
     diversity: float = 0.15
     secret_key: str | None = field(default=None, repr=False)
     secure_cookies: bool = False

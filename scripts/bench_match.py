@@ -141,6 +141,8 @@ def serve_phase(args) -> None:
     overrides = {"db": args.db, "index_dir": args.index_dir}
     if args.searches:
         overrides["advocate_vectors_max"] = 0
+    if args.lexical is not None:
+        overrides["w_lexical"] = args.lexical
     settings = load_settings(overrides, env={})
     real = SentenceTransformerEncoder("all-MiniLM-L6-v2")
     service = Service(settings, encoder=QueryEncoder(real))
@@ -235,6 +237,9 @@ def main() -> None:
         "--searches", action="store_true", help="match by index searches (advocate_vectors_max=0), for comparison"
     )
     parser.add_argument(
+        "--lexical", type=float, metavar="W", help="the lexical component's weight (w_lexical) [the setting's, 0]"
+    )
+    parser.add_argument(
         "--compare", type=int, default=0, metavar="N",
         help="also match N of the seekers both ways and count how often the results differ",
     )  # fmt: skip
@@ -257,7 +262,8 @@ def main() -> None:
             [sys.executable, __file__, "--serve", "--db", str(db), "--index-dir", str(index_dir),
              "--accounts", str(args.accounts), "--queries", str(args.queries),
              "--text-queries", str(args.text_queries), "--compare", str(args.compare),
-             *(["--searches"] if args.searches else [])],
+             *(["--searches"] if args.searches else []),
+             *(["--lexical", str(args.lexical)] if args.lexical is not None else [])],
             check=True,
         )  # fmt: skip
 

@@ -13,8 +13,8 @@ alone) by:
 
 - raw model: for each open need, the closest met need's cosine (all-MiniLM-L6-v2), averaged;
 - matcher without the lexical component: the weighted score of matching's other components;
-- BM25: the lexical component alone (refmatch.store.search.lexical_need_scores: SQLite FTS5
-  bm25 of each open need's words against the advocate's met needs, scaled, averaged);
+- BM25: the lexical component alone (refmatch.match.lexical: Okapi BM25 of each open need's
+  words against the advocate's met needs, scaled by the best, averaged);
 - matcher: refmatch's score (no fatigue), the lexical component weighted by ``w_lexical``;
 - fused: raw model + w x BM25 and matcher + w x BM25, with w chosen on half of the prospects
   (seeded) and reported on the other half, the held-out queries.
@@ -59,8 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--index-dir", required=True)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cover", type=float, default=0.5, help="relevant: met at least this share of the needs")
+    parser.add_argument("--lexical", type=float, default=0.45, help="w_lexical for the matcher with it [0.45]")
     args = parser.parse_args(argv)
-    service = Service(load_settings({"db": args.db, "index_dir": args.index_dir}))
+    service = Service(load_settings({"db": args.db, "index_dir": args.index_dir, "w_lexical": args.lexical}))
     conn = service.conn
     keys = catalogue_keys()
     advocates = [r[0] for r in conn.execute("SELECT account_id FROM advocates ORDER BY account_id")]

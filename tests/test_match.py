@@ -203,16 +203,19 @@ def test_each_match_has_a_strength_and_a_weak_list_says_what_is_missing(world):
 def test_the_lexical_component_scores_the_words_met_needs_share(world):
     from dataclasses import replace
 
-    from refmatch.store.search import lexical_need_scores
+    from refmatch.match.lexical import coverage, tokens
 
-    ids = dict(world.conn.execute("SELECT external_id, id FROM accounts"))
-    scores = lexical_need_scores(world.conn, ["close the month end faster"])
-    assert max(scores.values()) == 1.0 and scores[ids["A3"]] == 1.0  # A3 met "faster month end close"
-    assert ids["A2"] not in scores  # it met single sign-on only: no word in common
-    assert lexical_need_scores(world.conn, ["the and of"]) == {}  # only common words: nothing to go on
+    assert tokens("Consolidate the regional Warehouses") == ["consolidate", "regional", "warehouse"]
+    scores = coverage(
+        ["close the month end faster"], [["faster month end close"], ["single sign on with azure ad"], []]
+    )
+    assert scores.tolist()[0] == 1.0 and scores.tolist()[1:] == [0.0, 0.0]
+    assert coverage(["the and of"], [["anything"]]).tolist() == [0.0]  # only common words: nothing to go on
+    two = coverage(["month end close", "azure single sign on"], [["month end close"], ["azure ad sign on"]])
+    assert two.tolist() == [0.5, 0.5]  # each met one of the two needs in the same words
+    off = world.match_account("P1", k=3)  # off by default
+    assert all(m.components["lexical"] == 0.0 for m in off.matches)
+    world.settings = replace(world.settings, w_lexical=0.45)
     result = world.match_account("P1", k=3)
     assert all(0.0 <= m.components["lexical"] <= 1.0 for m in result.matches)
     assert max(m.components["lexical"] for m in result.matches) > 0
-    world.settings = replace(world.settings, w_lexical=0.0)
-    off = world.match_account("P1", k=3)
-    assert all(m.components["lexical"] == 0.0 for m in off.matches)

@@ -39,7 +39,6 @@ from refmatch.match.scoring import weak_note
 from refmatch.risk import after_import as refresh_risk
 from refmatch.store import UPSERTS, data_version, open_db, transaction
 from refmatch.store.repo import account_row, profile_text, weights_in_use
-from refmatch.store.search import lexical_need_scores
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 IMPORT_ORDER = IMPORT_KINDS
@@ -414,14 +413,7 @@ class Service:
             region=row["region"],
             products=row["products"],
             do_not_match=row["do_not_match"],
-            lexical=self._lexical(need_texts),
         )
-
-    def _lexical(self, need_texts: Sequence[str]) -> dict[int, float] | None:
-        """Words the advocates' met needs share with these open needs (none when w_lexical is 0)."""
-        if not need_texts or not self.settings.w_lexical:
-            return None
-        return lexical_need_scores(self.conn, list(need_texts))
 
     def pair_components(
         self, seeker_external_id: str, advocate_account_ids: Sequence[int], purpose: str = "reference"
@@ -524,7 +516,6 @@ class Service:
             region=region,
             products=list(products),
             do_not_match=list(do_not_match),
-            lexical=self._lexical(needs),
         )
         return self._match(catalog, indexes, manifest, seeker, rules, k)
 

@@ -47,7 +47,6 @@ from refmatch.match.batch_retrieval import RetrievalContext
 from refmatch.match.catalog import Catalog, with_unindexed
 from refmatch.store import data_version, open_db
 from refmatch.store.repo import now_iso
-from refmatch.store.search import lexical_need_scores
 
 _VERSION_KEYS = ("model", "built_at", "data_version", "count", "kind", "sha256")
 
@@ -202,9 +201,6 @@ def _execute(
                 for part in todo:
                     refs = runs.part_refs(conn, run.id, part)
                     seekers = ctx.seekers(seeker_accounts(reader, [r.account_id for r in refs]))
-                    if settings.w_lexical:  # the words shared with their open needs, as match_account reads them
-                        for seeker in seekers:
-                            seeker.lexical = lexical_need_scores(reader, seeker.need_texts) or None
                     found = search_partition(
                         ctx, [(r.seq, r.purpose, s) for r, s in zip(refs, seekers)], settings,
                         k=params.k, depth=params.depth,

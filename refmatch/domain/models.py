@@ -27,7 +27,6 @@ class Seeker:
     region: str | None = None
     products: list[str] = field(default_factory=list)
     do_not_match: list[str] = field(default_factory=list)
-    lexical: dict[int, float] | None = None  # advocate account id -> words shared with the open needs, 0..1
 
 
 STRENGTHS = ("strong", "fair", "weak")

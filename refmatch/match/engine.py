@@ -82,7 +82,7 @@ def _candidates_from_advocates(
         no_ids = np.full(approx.need_best.shape, -1, dtype=np.int64)
         capacities = capacity_of(catalog, rules.default_capacity)[rows]
         cands = score_candidates(
-            catalog, seeker, rows, approx.profile_sims, approx.need_best, no_ids, capacities, settings
+            catalog, seeker, rows, approx.profile_sims, approx.need_best, no_ids, capacities, settings, lexical=False
         )
         if rules.purpose == "retention":
             add_shared_troubles(catalog, seeker, cands, settings)

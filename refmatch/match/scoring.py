@@ -18,6 +18,7 @@ import numpy as np
 from refmatch.config import Settings
 from refmatch.domain.models import Match, Seeker
 from refmatch.match.catalog import Catalog
+from refmatch.match.lexical import coverage as lexical_coverage
 
 COMPONENTS = ("need_coverage", "profile_similarity", "industry", "size", "region", "products", "stage_gap", "lexical")
 
@@ -105,7 +106,10 @@ def score_candidates(
     need_best_id: np.ndarray,
     capacity: np.ndarray,
     settings: Settings,
+    lexical: bool = True,
 ) -> Candidates:
+    """Every component and the score of the candidates at ``rows``; ``lexical=False`` leaves the lexical
+    component at 0 (a first pass over every eligible advocate, before the candidates are rescored)."""
     has_needs = bool(seeker.need_texts)
     comps: dict[str, np.ndarray] = {}
     if has_needs:  # the mean over open needs, as a product: numpy's mean along a short axis is slow
@@ -128,9 +132,11 @@ def score_candidates(
         comps["products"] = sum((columns[w][rows] for w in wanted), np.zeros(len(rows))) / len(seeker.products)
     else:
         comps["products"] = np.zeros(len(rows))
-    if seeker.lexical:
-        comps["lexical"] = np.fromiter((seeker.lexical.get(a, 0.0) for a in catalog.ids[rows].tolist()), np.float64,
-                                       count=len(rows))  # fmt: skip
+    if lexical and has_needs and settings.w_lexical:
+        texts = catalog.need_text
+        comps["lexical"] = lexical_coverage(
+            seeker.need_texts, [[texts[i] for i in catalog.met_needs_of(int(r)).tolist()] for r in rows]
+        )
     else:
         comps["lexical"] = np.zeros(len(rows))
     seeker_rank = catalog.stages.index(seeker.stage) if seeker.stage in catalog.stages else 0
