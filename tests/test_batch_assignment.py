@@ -47,17 +47,21 @@ def brute_force(edges, k, room):
     return best
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_assignment_is_optimal_and_within_capacity(seed):
-    rng = np.random.default_rng(seed)
+def random_edges(rng):
+    """Four seekers with 1-4 of four advocates each (best first), and each advocate's room (0-2)."""
     pairs = []
     for s in range(4):
         advocates = rng.choice(4, size=int(rng.integers(1, 5)), replace=False)
         scores = np.round(rng.uniform(0.05, 1.0, len(advocates)), 3)
         for a, w in sorted(zip(advocates.tolist(), scores.tolist()), key=lambda p: -p[1]):
             pairs.append((s, a, w))
-    edges = edges_of(pairs)
-    room = {a: int(rng.integers(0, 3)) for a in range(4)}
+    return edges_of(pairs), {a: int(rng.integers(0, 3)) for a in range(4)}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_assignment_is_optimal_and_within_capacity(seed):
+    rng = np.random.default_rng(seed)
+    edges, room = random_edges(rng)
     k = int(rng.integers(1, 3))
     chosen = assign(edges, k, room, "score")
     assert all(n <= room[a] for a, n in loads(edges, chosen).items())
@@ -130,14 +134,7 @@ def lexicographic_best(edges, k, room, n_seekers=4):
 @pytest.mark.parametrize("seed", range(16))
 def test_coverage_first_is_lexicographically_optimal(seed):
     rng = np.random.default_rng(100 + seed)
-    pairs = []
-    for s in range(4):
-        advocates = rng.choice(4, size=int(rng.integers(1, 5)), replace=False)
-        scores = np.round(rng.uniform(0.05, 1.0, len(advocates)), 3)
-        for a, w in sorted(zip(advocates.tolist(), scores.tolist()), key=lambda p: -p[1]):
-            pairs.append((s, a, w))
-    edges = edges_of(pairs)
-    room = {a: int(rng.integers(0, 3)) for a in range(4)}
+    edges, room = random_edges(rng)
     k = int(rng.integers(1, 4))
     chosen = assign(edges, k, room)
     counts = np.bincount(edges.seeker[chosen], minlength=4)
