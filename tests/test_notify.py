@@ -429,8 +429,8 @@ def test_a_served_request_is_mailed_by_the_notifier_process_even_after_it_is_kil
         try:
             wait_for(lambda: " ready (" in log.read_text() or proc.poll() is not None, what="the worker")
 
-            def ask() -> int:
-                body = json.dumps({"advocate_external_id": "A1", "seeker_external_id": "P1"}).encode()
+            def ask(seeker: str) -> int:
+                body = json.dumps({"advocate_external_id": "A1", "seeker_external_id": seeker}).encode()
                 request = urllib.request.Request(
                     f"http://127.0.0.1:{port}/api/v1/requests", data=body, method="POST",
                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
@@ -438,7 +438,7 @@ def test_a_served_request_is_mailed_by_the_notifier_process_even_after_it_is_kil
                 with urllib.request.urlopen(request, timeout=10) as response:
                     return json.loads(response.read())["id"]
 
-            first = ask()
+            first = ask("P1")
             wait_for(lambda: any(f"#{first}:" in m for _, m in mails), 30, "the first e-mail")
 
             def notifiers() -> list[int]:
@@ -460,7 +460,7 @@ def test_a_served_request_is_mailed_by_the_notifier_process_even_after_it_is_kil
 
             [notifier] = notifiers()
             os.kill(notifier, signal.SIGKILL)
-            second = ask()  # written to the outbox while no notifier runs: nothing is lost
+            second = ask("A7")  # written to the outbox while no notifier runs: nothing is lost
             wait_for(lambda: [p for p in notifiers() if p != notifier], 30, "a new notifier")
             wait_for(lambda: any(f"#{second}:" in m for _, m in mails), 30, "the second e-mail")
             assert {to[0] for to, _ in mails} == {"mia@example.com"}

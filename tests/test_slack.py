@@ -100,7 +100,7 @@ def test_a_button_makes_the_request_as_the_mapped_user_and_replies_through_the_o
     row = svc.conn.execute("SELECT requested_by, note FROM reference_requests").fetchone()
     assert row == ("rep", "asked from Slack")
     press(client, {"advocate": "A1", "seeker": "P1"}, "U0STRANGER", f"{url}/slack-hook")  # not linked
-    press(client, {"advocate": "A1", "seeker": "P1"}, "U0REP0001", "https://evil.example.com/x")  # not Slack's
+    press(client, {"advocate": "A1", "seeker": "A7"}, "U0REP0001", "https://evil.example.com/x")  # not Slack's
     assert svc.conn.execute("SELECT COUNT(*) FROM reference_requests").fetchone()[0] == 2
     done = deliver_due(svc)
     assert done.failed == 0 and not [e for e in done.errors if "slack-hook" in e]

@@ -20,8 +20,8 @@ ROLES = list(ROLE_USERS)
 MANAGERS = ("manager", "admin")
 
 
-def create(client, headers, advocate="A1", **extra):
-    body = {"advocate_external_id": advocate, "seeker_external_id": "P1", "note": "a logistics deal", **extra}
+def create(client, headers, advocate="A1", seeker="P1", **extra):
+    body = {"advocate_external_id": advocate, "seeker_external_id": seeker, "note": "a logistics deal", **extra}
     return client.post("/api/v1/requests", json=body, headers=headers)
 
 
@@ -461,11 +461,11 @@ def test_consent_and_capacity_refusals(client, tokens):
 
 def test_capacity_fills_up_with_approvals(client, tokens):
     m, s = tokens["manager"], tokens["sales"]
-    for _ in range(3):  # A1 offers 3 a quarter
-        rid = create(client, s).get_json()["id"]
+    for seeker in ("P1", "A7", "C1"):  # A1 offers 3 a quarter
+        rid = create(client, s, seeker=seeker).get_json()["id"]
         ok = client.post(f"/api/v1/requests/{rid}/transition", json={"to_status": "approved"}, headers=m)
         assert ok.status_code == 200
-    assert create(client, s).status_code == 409
+    assert create(client, s, seeker="A9").status_code == 409
     matches = client.get("/api/v1/accounts/P1/matches", headers=s).get_json()
     assert "A1" not in [x["advocate"]["external_id"] for x in matches["matches"]]
 
@@ -583,3 +583,15 @@ def test_a_batch_run_downloads_from_the_api_and_the_ui(app, client, tokens):
     ui_rows = list(csv.DictReader(io.StringIO(client.get(f"/runs?run={run.id}&format=csv").get_data(as_text=True))))
     assert ui_rows == rows
     assert client.get("/runs?run=x&format=csv").status_code == 400
+
+
+def test_a_second_open_request_for_the_same_seeker_and_advocate_is_refused(client, tokens):
+    first = create(client, tokens["sales"]).get_json()
+    again = create(client, tokens["cs"])  # another rep, the same seeker, advocate and purpose
+    assert again.status_code == 409
+    error = again.get_json()["error"]
+    assert error["message"] == f"duplicate: request #{first['id']} to A1 for this seeker and purpose is still requested"
+    assert error["details"][0]["field"] == "advocate_external_id"
+    m = tokens["manager"]
+    client.post(f"/api/v1/requests/{first['id']}/transition", json={"to_status": "declined"}, headers=m)
+    assert create(client, tokens["sales"]).status_code == 201  # the first one is finished: asking again is fine

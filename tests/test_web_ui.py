@@ -30,9 +30,9 @@ def text(response) -> str:
     return response.get_data(as_text=True)
 
 
-def request_reference(client, advocate="A1", **extra):
+def request_reference(client, advocate="A1", seeker="P1", **extra):
     data = {"advocate_external_id": advocate, "purpose": "reference", "reference_type": "call", "note": "big deal"}
-    return post_form(client, "/accounts/P1/requests", {**data, **extra})
+    return post_form(client, f"/accounts/{seeker}/requests", {**data, **extra})
 
 
 def capacity_of(html: str, advocate: str) -> tuple[int, int]:
@@ -262,8 +262,8 @@ def test_illegal_and_forbidden_transitions_are_shown(client):
 
 def test_queue_filters_and_pagination(client, monkeypatch):
     login(client, "sales")
-    for _ in range(3):
-        request_reference(client)
+    for seeker in ("P1", "A7", "C1"):
+        request_reference(client, seeker=seeker)
     login(client, "cs")
     request_reference(client, advocate="A2")
     monkeypatch.setattr(ui, "PER_PAGE", 2)
@@ -411,3 +411,11 @@ def test_head_answers_like_get_on_pages_with_forms(client):
     login(client, "manager")
     for url in ("/match", "/import", "/"):
         assert client.head(url).status_code == 200, url
+
+
+def test_asking_twice_for_the_same_advocate_is_refused_on_the_page(client):
+    login(client, "sales")
+    assert request_reference(client).status_code == 302
+    again = request_reference(client)
+    assert again.status_code == 409
+    assert "duplicate: request #" in text(again) and "is still requested" in text(again)

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from refmatch.app.notify.outbox import enqueue
-from refmatch.app.requests.states import STATES, TRANSITIONS, bad, may_apply, raise_if
+from refmatch.app.requests.states import OPEN, STATES, TRANSITIONS, bad, may_apply, raise_if
 from refmatch.app.requests.views import RequestView, get_request
 from refmatch.app.service import Service
 from refmatch.app.users import User
@@ -181,6 +181,19 @@ def _event(
     )
 
 
+def _refuse_duplicate(conn: Any, seeker_id: int, advocate_id: int, purpose: str, advocate: str) -> None:
+    """One open request per seeker, advocate and purpose: a second one (a double click, two reps) is a 409."""
+    marks = ",".join("?" * len(OPEN))
+    row = conn.execute(
+        f"SELECT id, status FROM reference_requests WHERE seeker_account_id = ? AND advocate_account_id = ? "
+        f"AND purpose = ? AND status IN ({marks}) ORDER BY id LIMIT 1",
+        (seeker_id, advocate_id, purpose, *OPEN),
+    ).fetchone()
+    if row is not None:
+        message = f"duplicate: request #{row[0]} to {advocate} for this seeker and purpose is still {row[1]}"
+        raise Conflict(message, details=[{"field": "advocate_external_id", "message": message}])
+
+
 def create_request(
     service: Service,
     user: User,
@@ -220,6 +233,8 @@ def create_request(
         seeker_id = _account_id(conn, seeker_external_id, "seeker") if seeker_external_id else None
         if seeker_id == advocate_id:
             raise_if([bad("advocate_external_id", "must not be the seeker")])
+        if seeker_id is not None:
+            _refuse_duplicate(conn, seeker_id, advocate_id, purpose, advocate_external_id)
         refusals = _refusals(
             conn, advocate_id, advocate_external_id, reference_type, service.settings.default_capacity, moment.date()
         )

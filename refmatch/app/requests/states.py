@@ -29,6 +29,7 @@ VERBS = {"approved": "approve", "declined": "decline", "scheduled": "schedule", 
 CONTACT_STATES = USING_CAPACITY  # the requester sees the advocate's contact from approval on
 # waiting on someone (a manager's answer, or a date being set): past its due date, such a request is overdue
 WAITING = ("requested", "approved")
+OPEN = tuple(s for s, moves in TRANSITIONS.items() if moves)  # not yet finished: a second such request is a duplicate
 
 
 def is_overdue(status: str, due_at: str | None, now_iso: str) -> bool:
