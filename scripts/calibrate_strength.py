@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
             continue
         needs = len(result.seeker.need_texts)
         for m in result.matches:
-            claimed = any(r.startswith("met ") and not r.startswith("met none") for r in m.reasons)
+            claimed = m.needs_met > 0
             fits = m.components.get("industry", 0) > 0 and m.components.get("products", 0) > 0
             scores.append(m.score)
             good.append(claimed if needs else fits)

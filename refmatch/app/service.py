@@ -424,12 +424,12 @@ class Service:
         if row is None:
             raise NotFound(f"unknown account: {seeker_external_id!r}")
         catalog, indexes, _ = self._loaded()
-        in_catalog = set(catalog.ids.tolist())
-        known = [a for a in advocate_account_ids if a in in_catalog]
-        if not known:
+        wanted = np.asarray(advocate_account_ids, dtype=np.int64)
+        known = wanted[np.isin(wanted, catalog.ids)]  # accounts removed since the request are left out
+        if not len(known):
             return {}
         seeker = self._stored_seeker(row, catalog, indexes)
-        cands = score_pairs(catalog, indexes, seeker, np.array(known), self._rules(purpose, None, None), self.settings)
+        cands = score_pairs(catalog, indexes, seeker, known, self._rules(purpose, None, None), self.settings)
         ids = catalog.ids[cands.rows].tolist()
         return {a: {c: float(v[i]) for c, v in cands.components.items()} for i, a in enumerate(ids)}
 

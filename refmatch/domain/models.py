@@ -42,6 +42,7 @@ class Match:
     components: dict[str, float]
     reasons: list[str]
     strength: str = "fair"  # strong | fair | weak: the score against the calibrated thresholds
+    needs_met: int = 0  # the seeker's open needs its reasons claim it met (shown in the reasons)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -25,6 +25,7 @@ from refmatch.match.eligibility import Rules, capacity_of, eligible_mask
 from refmatch.match.retention import add_shared_troubles, explain_troubles, trouble_candidates
 from refmatch.match.scoring import (
     Candidates,
+    claimed_needs,
     explain,
     met_need_coverage,
     ranking,
@@ -165,6 +166,7 @@ def find_matches(
             name=catalog.names[cands.rows[i]],
             score=float(cands.scores[i]),
             strength=strength_of(float(cands.scores[i]), settings),
+            needs_met=len(claimed_needs(cands, i, settings)),
             components={c: float(v[i]) for c, v in cands.components.items()},
             reasons=[
                 *(explain_troubles(catalog, seeker, int(cands.rows[i])) if retention else []),

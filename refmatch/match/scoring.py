@@ -172,6 +172,12 @@ def _months_between(start: str, today: date) -> int:
     return max(0, (today.year - d.year) * 12 + today.month - d.month - (today.day < d.day))
 
 
+def claimed_needs(cands: Candidates, i: int, settings: Settings) -> list[int]:
+    """The seeker's open needs (positions) that candidate ``i`` is claimed to have met: its closest met need
+    is at least ``need_threshold`` alike. The one rule behind "met N of your open needs"."""
+    return [j for j, s in enumerate(cands.need_best[i]) if s >= settings.need_threshold]
+
+
 def explain(
     catalog: Catalog, seeker: Seeker, cands: Candidates, i: int, settings: Settings, product: str | None = None
 ) -> list[str]:
@@ -181,7 +187,7 @@ def explain(
     comps = {k: float(v[i]) for k, v in cands.components.items()}
     reasons: list[str] = []
     if seeker.need_texts:
-        covered = [j for j, s in enumerate(cands.need_best[i]) if s >= settings.need_threshold]
+        covered = claimed_needs(cands, i, settings)
         if covered:
             shown = ", ".join(
                 f"{_short(seeker.need_texts[j])} (theirs: {_short(catalog.need_text[int(cands.need_best_id[i, j])])})"
@@ -226,8 +232,7 @@ def weak_note(
     if any(m.strength != "weak" for m in matches):
         return None
     missing = []
-    if seeker.need_texts and not any(r.startswith("met ") and not r.startswith("met none") for m in matches
-                                     for r in m.reasons):  # fmt: skip
+    if seeker.need_texts and not any(m.needs_met for m in matches):
         missing.append(f"none has met a need like your {len(seeker.need_texts)} open ones")
     if seeker.industry and not any(m.components.get("industry") for m in matches):
         on = f" on {product}" if product else ""
