@@ -78,7 +78,13 @@ REGISTRY: tuple[Setting, ...] = (
         "indexes for candidates. 0 never copies.",
         int,
     ),
-    Setting("w_need", 0.45, "Weight of need coverage in the score.", float),
+    Setting(
+        "w_need",
+        1.2,
+        "Weight of need coverage in the score (chosen with w_lexical on the demo benchmark's tuning half: "
+        "scripts/bench_quality.py).",
+        float,
+    ),
     Setting("w_profile", 0.25, "Weight of profile similarity.", float),
     Setting("w_industry", 0.08, "Weight of same industry.", float),
     Setting("w_size", 0.06, "Weight of company size closeness.", float),
@@ -87,10 +93,9 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("w_stage", 0.05, "Weight of how far ahead the advocate is.", float),
     Setting(
         "w_lexical",
-        0.0,
-        "Weight of the words an advocate's met needs share with the open needs (BM25 among the candidates); "
-        "off by default: 0.45 raised the demo benchmark's held-out P@5 from 0.767 to 0.827, but its scores "
-        "still depend on the candidate pool (README: How matching works).",
+        0.45,
+        "Weight of the words an advocate's met needs share with the open needs (BM25 over every met need; "
+        "README: How matching works). 0 turns it off.",
         float,
     ),
     Setting("w_fatigue", 0.15, "Penalty weight for advocates used recently (share of quarterly capacity used).", float),
@@ -110,14 +115,14 @@ REGISTRY: tuple[Setting, ...] = (
     ),
     Setting(
         "strength_strong",
-        0.5,
+        0.37,
         "A match scoring this or more is shown as strong (scripts/calibrate_strength.py: the lowest score from "
         "which 90% of the demo's matches met one of the seeker's needs).",
         float,
     ),
     Setting(
         "strength_fair",
-        0.37,
+        0.29,
         "A match scoring this or more (and below strength_strong) is fair; below it, weak "
         "(scripts/calibrate_strength.py: half of the matches from here are good).",
         float,
@@ -218,19 +223,19 @@ class Settings:
     k: int = 5
     candidates: int = 60
     advocate_vectors_max: int = 250_000
-    w_need: float = 0.45
+    w_need: float = 1.2
     w_profile: float = 0.25
     w_industry: float = 0.08
     w_size: float = 0.06
     w_region: float = 0.04
     w_products: float = 0.07
     w_stage: float = 0.05
-    w_lexical: float = 0.0
+    w_lexical: float = 0.45
     w_fatigue: float = 0.15
     need_threshold: float = 0.55
     near_capacity_share: float = 0.75
-    strength_strong: float = 0.5
-    strength_fair: float = 0.37
+    strength_strong: float = 0.37
+    strength_fair: float = 0.29
     diversity: float = 0.15
     secret_key: str | None = field(default=None, repr=False)
     secure_cookies: bool = False

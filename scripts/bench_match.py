@@ -237,7 +237,7 @@ def main() -> None:
         "--searches", action="store_true", help="match by index searches (advocate_vectors_max=0), for comparison"
     )
     parser.add_argument(
-        "--lexical", type=float, metavar="W", help="the lexical component's weight (w_lexical) [the setting's, 0]"
+        "--lexical", type=float, metavar="W", help="the lexical component's weight (w_lexical) [the setting's, 0.45]"
     )
     parser.add_argument(
         "--compare", type=int, default=0, metavar="N",

@@ -447,7 +447,7 @@ def test_exports_csv_and_jsonl(world, tmp_path):
     assert write_export(result_rows(world.conn, run.id), jsonl) == 4
     first = json.loads(jsonl.read_text(encoding="utf-8").splitlines()[2])
     assert first["seeker"] == "P1" and first["advocate"] == "A1" and first["purpose"] == "reference"
-    assert first["score"] == float(rows[2]["score"]) and first["reasons"][1] == "same industry: Logistics"
+    assert first["score"] == float(rows[2]["score"]) and "same industry: Logistics" in first["reasons"]
 
 
 def test_an_export_is_whole_or_absent(tmp_path):

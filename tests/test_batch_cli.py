@@ -73,9 +73,10 @@ def test_batch_runs_stores_reports_and_exports(run, tmp_path):
     assert run("batch", "-q", "--greedy", "--purpose", "reference").exit_code == 0
     diff = run("runs", "diff", "1", "2")
     assert diff.exit_code == 0
-    assert diff.output.splitlines() == [
-        "run 1 -> run 2: 0 changed, 0 reranked, 0 new, 1 gone, 1 unchanged",
-        "gone      mentor    C1 (Company C1): was A2",
+    assert diff.output.splitlines() == [  # A1 (one slot) went to C1's mentor match in run 1, to P1 in run 2
+        "run 1 -> run 2: 1 changed, 0 reranked, 0 new, 1 gone, 0 unchanged",
+        "gone      mentor    C1 (Company C1): was A1, A2",
+        "changed   reference P1 (Company P1): +A1; now A1, A2",
     ]
     exported = run("runs", "export", "1", str(tmp_path / "again.jsonl"))
     assert exported.output == f"exported 3 matches of run 1 to {tmp_path / 'again.jsonl'}\n"

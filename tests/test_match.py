@@ -1,6 +1,7 @@
 import sqlite3
 from datetime import date
 
+import numpy as np
 import pytest
 
 from refmatch.domain.errors import InvalidInput, NotFound, StaleIndex
@@ -190,8 +191,13 @@ def test_each_match_has_a_strength_and_a_weak_list_says_what_is_missing(world):
     assert strong.matches[0].strength == "strong" and strong.note is None
     for m in strong.matches:
         high, low = world.settings.strength_strong, world.settings.strength_fair
-        expected = "strong" if m.score >= high else "fair" if m.score >= low else "weak"
+        expected = "strong" if m.score >= high and m.needs_met else "fair" if m.score >= low else "weak"
         assert m.strength == expected
+    world.settings = replace(world.settings, strength_strong=0.0, strength_fair=0.0)  # every score is enough
+    unmet = world.match_text("a bakery", industry="Food", employees=5, needs=["bake bread at night"])
+    assert unmet.matches and all(m.needs_met == 0 and m.strength == "fair" for m in unmet.matches)  # never strong
+    no_needs = world.match_text("a bakery", industry="Food", employees=5)
+    assert no_needs.matches and {m.strength for m in no_needs.matches} == {"strong"}  # nothing to meet
     world.settings = replace(world.settings, strength_strong=0.99, strength_fair=0.98)  # everything is weak now
     weak = world.match_text("a bakery", industry="Food", employees=5, needs=["bake bread at night"])
     assert weak.matches and {m.strength for m in weak.matches} == {"weak"}
@@ -203,19 +209,35 @@ def test_each_match_has_a_strength_and_a_weak_list_says_what_is_missing(world):
 def test_the_lexical_component_scores_the_words_met_needs_share(world):
     from dataclasses import replace
 
-    from refmatch.match.lexical import coverage, tokens
+    from refmatch.match.lexical import LexicalIndex, tokens
 
     assert tokens("Consolidate the regional Warehouses") == ["consolidate", "regional", "warehouse"]
-    scores = coverage(
-        ["close the month end faster"], [["faster month end close"], ["single sign on with azure ad"], []]
-    )
-    assert scores.tolist()[0] == 1.0 and scores.tolist()[1:] == [0.0, 0.0]
-    assert coverage(["the and of"], [["anything"]]).tolist() == [0.0]  # only common words: nothing to go on
-    two = coverage(["month end close", "azure single sign on"], [["month end close"], ["azure ad sign on"]])
-    assert two.tolist() == [0.5, 0.5]  # each met one of the two needs in the same words
-    off = world.match_account("P1", k=3)  # off by default
-    assert all(m.components["lexical"] == 0.0 for m in off.matches)
-    world.settings = replace(world.settings, w_lexical=0.45)
-    result = world.match_account("P1", k=3)
+    met = ["faster month end close", "single sign on with azure ad", "month end close", "azure ad sign on"]
+    index = LexicalIndex.build(met, np.array([0, 1, 2, 2]))
+    rows = np.array([0, 1, 2, 3])  # row 3 has met nothing
+    best = index.best(["close the month end faster"], rows, 4)[:, 0]
+    assert best[0] == pytest.approx(1.0, abs=1e-6) and best[1] == 0.0 and best[3] == 0.0  # every word, as rarely
+    assert 0.0 < best[2] < best[0]  # three of the four words
+    alone = index.best(["close the month end faster"], np.array([2]), 4)[:, 0]
+    assert alone[0] == pytest.approx(best[2])  # the same pair scores the same whoever else is scored
+    assert index.coverage(["the and of"], rows, 4).tolist() == [0.0] * 4  # only common words: nothing to go on
+    two = index.coverage(["month end close", "azure single sign on"], rows, 4)
+    assert two[2] > two[0] > 0.0 and two[2] > two[1] > 0.0  # row 2 met both needs in their words
+    assert index.shared_words(["Azure single sign-on"], ["azure ad sign on"]) == ["azure", "sign"]
+    assert LexicalIndex.build([], np.zeros(0, dtype=np.int64)).coverage(["x"], rows, 4).tolist() == [0.0] * 4
+    shuffled = LexicalIndex.build(met[::-1], np.array([2, 2, 1, 0]))  # met needs in any order
+    assert shuffled.best(["close the month end faster"], rows, 4)[:, 0].tolist() == pytest.approx(best.tolist())
+    common = LexicalIndex.build(["stock count", "stock levels", "stock alerts"], np.array([0, 1, 2]))
+    assert common.coverage(["stock"], rows, 4).tolist() == [0.0] * 4  # in every met need: says nothing
+    assert common.coverage(["stock alerts"], rows, 4).tolist()[2] == pytest.approx(1.0)
+    wordless = LexicalIndex.build([*met, "of the"], np.array([0, 1, 2, 2, 3]))  # row 3's need has no words
+    assert wordless.best(["month end"], rows, 4)[3, 0] == 0.0
+    result = world.match_account("P1", k=3)  # on by default
     assert all(0.0 <= m.components["lexical"] <= 1.0 for m in result.matches)
     assert max(m.components["lexical"] for m in result.matches) > 0
+    named = [r for m in result.matches for r in m.reasons if r.startswith("their met needs use your words: ")]
+    assert named  # the words are named where they count
+    world.settings = replace(world.settings, w_lexical=0.0)
+    off = world.match_account("P1", k=3)
+    assert all(m.components["lexical"] == 0.0 for m in off.matches)
+    assert not any(r.startswith("their met needs use") for m in off.matches for r in m.reasons)

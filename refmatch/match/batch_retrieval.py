@@ -5,7 +5,8 @@ group, and a group costs one mask, one batched profile search and one batched ne
 search however many seekers it holds. What differs per seeker (the seeker itself and
 ``do_not_match`` in both directions) is removed from the group's hits afterwards; the
 searches ask for that many more hits, so each seeker keeps exactly the pool that
-find_matches retrieves for it. Each seeker's candidates are then scored with
+find_matches retrieves for it (with the same lexical and, for retention, trouble
+candidates added per seeker). Each seeker's candidates are then scored with
 ``scoring.score_candidates`` (and the retention hooks), as find_matches scores them.
 
 One shortcut keeps the rescoring off the per-seeker hot path without changing a
@@ -33,7 +34,15 @@ from refmatch.match.catalog import Catalog
 from refmatch.match.eligibility import Rules, capacity_of, eligible_mask, excluded_rows
 from refmatch.match.engine import Indexes
 from refmatch.match.retention import add_shared_troubles, trouble_candidates
-from refmatch.match.scoring import Candidates, met_need_coverage, need_credit, ranking, score_candidates, take
+from refmatch.match.scoring import (
+    Candidates,
+    lexical_candidates,
+    met_need_coverage,
+    need_credit,
+    ranking,
+    score_candidates,
+    take,
+)
 
 __all__ = ["RetrievalContext", "Scored", "group_key", "retrieve_group", "take"]
 
@@ -311,13 +320,14 @@ def retrieve_group(
     out = []
     for i, seeker in enumerate(seekers):
         rows = pair_row[bounds[i] : bounds[i + 1]]
+        own_mask = mask
+        if len(excluded[i]):
+            own_mask = mask.copy()
+            own_mask[excluded[i]] = False
+        extra_rows = lexical_candidates(catalog, seeker, np.flatnonzero(own_mask), settings, pool)
         if rules.purpose == "retention":
-            own_mask = mask
-            if len(excluded[i]):
-                own_mask = mask.copy()
-                own_mask[excluded[i]] = False
-            extra_rows = catalog.rows(trouble_candidates(catalog, seeker, own_mask, pool))
-            rows = np.union1d(rows, extra_rows) if len(extra_rows) else rows
+            extra_rows = np.union1d(extra_rows, catalog.rows(trouble_candidates(catalog, seeker, own_mask, pool)))
+        rows = np.union1d(rows, extra_rows) if len(extra_rows) else rows
         eligible = int(len(allowed_rows) - len(excluded[i]))
         if len(rows) == 0:
             out.append(Scored(_empty(), eligible))

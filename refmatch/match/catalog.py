@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from refmatch.domain import clock
+from refmatch.match.lexical import LexicalIndex
 from refmatch.match.risk_view import RiskView, load_risk_view
 from refmatch.store.db import data_version
 from refmatch.store.usage import slots_used
@@ -35,6 +36,7 @@ DERIVED: dict[str, frozenset[str]] = {
     "log_size": frozenset({"accounts"}),
     "codes": frozenset({"accounts"}),
     "blocked": frozenset({"accounts"}),
+    "lexical": frozenset({"accounts"}),  # match.lexical: BM25 postings over every met need
     "capacity": frozenset({"accounts"}),  # match.eligibility
     "standing": frozenset({"accounts", "index"}),  # match.eligibility
     "available": frozenset({"accounts", "usage", "index"}),  # match.eligibility: who has a slot left
@@ -136,6 +138,16 @@ class Catalog:
     def log_size(self) -> np.ndarray:
         """log10(employees + 1) per row, NaN where unknown (cached)."""
         return self.memo("log_size", None, lambda: np.log10(self.employees + 1))
+
+    def lexical(self) -> LexicalIndex:
+        """BM25 posting lists over every met need (cached; match.lexical)."""
+
+        def compute() -> LexicalIndex:
+            order = self.met_need_order
+            texts = [self.need_text[int(i)] for i in self.need_ids[order]]
+            return LexicalIndex.build(texts, self.need_account_row[order])
+
+        return self.memo("lexical", None, compute)
 
     def met_needs_of_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(need ids the accounts at ``rows`` have met, one run per row in order; each run's length)."""

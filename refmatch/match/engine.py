@@ -27,6 +27,7 @@ from refmatch.match.scoring import (
     Candidates,
     claimed_needs,
     explain,
+    lexical_candidates,
     met_need_coverage,
     ranking,
     score_candidates,
@@ -49,9 +50,10 @@ def _search_ids(index: VectorIndex, queries: np.ndarray, k: int, allowed: np.nda
 
 
 def _candidates_from_searches(
-    catalog: Catalog, indexes: Indexes, mask: np.ndarray, seeker: Seeker, rules: Rules, pool: int
+    catalog: Catalog, indexes: Indexes, mask: np.ndarray, seeker: Seeker, rules: Rules, settings: Settings, pool: int
 ) -> np.ndarray:
-    """Account ids near the seeker by profile or by a met need (filtered index searches)."""
+    """Account ids near the seeker by profile, by a met need (filtered index searches) or, when the lexical
+    component weighs in, by the words of its met needs."""
     allowed_ids = catalog.ids[mask]
     candidate_ids = [_search_ids(indexes.profiles, seeker.profile_vector[None, :], pool, allowed_ids)]
     if seeker.need_vectors is not None and len(seeker.need_vectors) > 0:
@@ -61,6 +63,7 @@ def _candidates_from_searches(
         if len(hits):
             hit_rows = catalog.need_account_row[np.searchsorted(catalog.need_ids, hits)]
             candidate_ids.append(catalog.ids[hit_rows])
+    candidate_ids.append(catalog.ids[lexical_candidates(catalog, seeker, np.flatnonzero(mask), settings, pool)])
     if rules.purpose == "retention":
         candidate_ids.append(trouble_candidates(catalog, seeker, mask, pool))
     return np.unique(np.concatenate(candidate_ids))
@@ -83,7 +86,7 @@ def _candidates_from_advocates(
         no_ids = np.full(approx.need_best.shape, -1, dtype=np.int64)
         capacities = capacity_of(catalog, rules.default_capacity)[rows]
         cands = score_candidates(
-            catalog, seeker, rows, approx.profile_sims, approx.need_best, no_ids, capacities, settings, lexical=False
+            catalog, seeker, rows, approx.profile_sims, approx.need_best, no_ids, capacities, settings
         )
         if rules.purpose == "retention":
             add_shared_troubles(catalog, seeker, cands, settings)
@@ -145,7 +148,7 @@ def find_matches(
     if advocates is not None and (advocates.min_health is None or rules.min_health >= advocates.min_health):
         candidates = _candidates_from_advocates(catalog, advocates, mask, seeker, rules, settings, pool)
     else:
-        candidates = _candidates_from_searches(catalog, indexes, mask, seeker, rules, pool)
+        candidates = _candidates_from_searches(catalog, indexes, mask, seeker, rules, settings, pool)
     if len(candidates) == 0:
         return [], eligible
 
@@ -158,6 +161,7 @@ def find_matches(
     keep = _best(ranking(cands), pool)
     cands = take(cands, keep)
     order = diversify(ranking(cands), profile_vectors[keep], k, settings.diversity)
+    met = {i: len(claimed_needs(cands, i, settings)) for i in order}
     matches = [
         Match(
             rank=rank,
@@ -165,8 +169,8 @@ def find_matches(
             external_id=catalog.external_ids[cands.rows[i]],
             name=catalog.names[cands.rows[i]],
             score=float(cands.scores[i]),
-            strength=strength_of(float(cands.scores[i]), settings),
-            needs_met=len(claimed_needs(cands, i, settings)),
+            strength=strength_of(float(cands.scores[i]), settings, met[i] if seeker.need_texts else None),
+            needs_met=met[i],
             components={c: float(v[i]) for c, v in cands.components.items()},
             reasons=[
                 *(explain_troubles(catalog, seeker, int(cands.rows[i])) if retention else []),

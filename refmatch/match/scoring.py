@@ -18,7 +18,6 @@ import numpy as np
 from refmatch.config import Settings
 from refmatch.domain.models import Match, Seeker
 from refmatch.match.catalog import Catalog
-from refmatch.match.lexical import coverage as lexical_coverage
 
 COMPONENTS = ("need_coverage", "profile_similarity", "industry", "size", "region", "products", "stage_gap", "lexical")
 
@@ -54,6 +53,8 @@ def weights(settings: Settings, has_needs: bool) -> dict[str, float]:
         out["need_coverage"] = out["lexical"] = 0.0
     return out
 
+
+LEXICAL_REASON = 0.3  # a lexical component from which the reasons name the words shared
 
 CREDIT_FROM, CREDIT_FULL = 0.25, 0.60  # cosine of unrelated text; of a clear paraphrase (all-MiniLM-L6-v2)
 
@@ -106,10 +107,8 @@ def score_candidates(
     need_best_id: np.ndarray,
     capacity: np.ndarray,
     settings: Settings,
-    lexical: bool = True,
 ) -> Candidates:
-    """Every component and the score of the candidates at ``rows``; ``lexical=False`` leaves the lexical
-    component at 0 (a first pass over every eligible advocate, before the candidates are rescored)."""
+    """Every component and the score of the candidates at ``rows``."""
     has_needs = bool(seeker.need_texts)
     comps: dict[str, np.ndarray] = {}
     if has_needs:  # the mean over open needs, as a product: numpy's mean along a short axis is slow
@@ -132,11 +131,8 @@ def score_candidates(
         comps["products"] = sum((columns[w][rows] for w in wanted), np.zeros(len(rows))) / len(seeker.products)
     else:
         comps["products"] = np.zeros(len(rows))
-    if lexical and has_needs and settings.w_lexical:
-        texts = catalog.need_text
-        comps["lexical"] = lexical_coverage(
-            seeker.need_texts, [[texts[i] for i in catalog.met_needs_of(int(r)).tolist()] for r in rows]
-        )
+    if has_needs and settings.w_lexical:
+        comps["lexical"] = catalog.lexical().coverage(seeker.need_texts, rows, len(catalog.ids))
     else:
         comps["lexical"] = np.zeros(len(rows))
     seeker_rank = catalog.stages.index(seeker.stage) if seeker.stage in catalog.stages else 0
@@ -148,6 +144,18 @@ def score_candidates(
     total = sum(w[c] * comps[c] for c in COMPONENTS) + settings.w_fatigue * comps["fatigue"]
     scores = total / (sum(w.values()) or 1.0)
     return Candidates(rows, comps, scores, need_best, need_best_id, capacity)
+
+
+def lexical_candidates(
+    catalog: Catalog, seeker: Seeker, allowed_rows: np.ndarray, settings: Settings, pool: int
+) -> np.ndarray:
+    """The rows (of ``allowed_rows``) of the ``pool`` advocates whose met needs best share the open needs'
+    words: candidates that searches by vector can miss (none while ``w_lexical`` is 0)."""
+    if not settings.w_lexical or not seeker.need_texts or len(allowed_rows) == 0:
+        return np.zeros(0, dtype=np.int64)
+    words = catalog.lexical().coverage(seeker.need_texts, allowed_rows, len(catalog.ids))
+    top = np.argsort(-words, kind="stable")[:pool]
+    return np.sort(allowed_rows[top[words[top] > 0]])
 
 
 def take(cands: Candidates, keep: np.ndarray) -> Candidates:
@@ -196,6 +204,11 @@ def explain(
             reasons.append(f"met {len(covered)} of your {len(seeker.need_texts)} open needs: {shown}")
         else:
             reasons.append(f"met none of your {len(seeker.need_texts)} open needs closely")
+    if settings.w_lexical and comps["lexical"] >= LEXICAL_REASON:
+        theirs = [catalog.need_text[int(n)] for n in catalog.met_needs_of(row)]
+        words = catalog.lexical().shared_words(seeker.need_texts, theirs)
+        if words:
+            reasons.append("their met needs use your words: " + ", ".join(words))
     if comps["industry"]:
         reasons.append(f"same industry: {catalog.industry[row]}")
     if comps["size"] >= 0.75:
@@ -216,9 +229,14 @@ def explain(
     return reasons
 
 
-def strength_of(score: float, settings: Settings) -> str:
-    """strong / fair / weak: the score against the calibrated thresholds (scripts/calibrate_strength.py)."""
-    return "strong" if score >= settings.strength_strong else "fair" if score >= settings.strength_fair else "weak"
+def strength_of(score: float, settings: Settings, needs_met: int | None = None) -> str:
+    """strong / fair / weak: the score against the calibrated thresholds (scripts/calibrate_strength.py).
+    ``needs_met``: how many of the seeker's open needs the match is claimed to have met (None: the seeker
+    has none); a match that met none of them is at most fair, whatever its score, since a strong match
+    is one a rep can vouch for on the prospect's own needs."""
+    if score >= settings.strength_strong and needs_met != 0:
+        return "strong"
+    return "fair" if score >= settings.strength_fair else "weak"
 
 
 def weak_note(

@@ -359,7 +359,10 @@ class Match(Strict):
     rank: int = Field(ge=1)
     advocate: Party
     score: float
-    strength: Strength = Field(description="the score against the calibrated thresholds (strength_* settings)")
+    strength: Strength = Field(
+        description="the score against the calibrated thresholds (strength_* settings); never strong when the "
+        "seeker has open needs and the match met none of them"
+    )
     components: dict[str, float] = Field(
         description="need_coverage, profile_similarity, industry, size, region, products, stage_gap, lexical, fatigue"
     )
