@@ -145,6 +145,20 @@ def test_request_and_approve_a_reference_in_the_browser(browser, demo_server):
     page.goto(base + "/")
     expect(page.get_by_role("heading", name="Coverage")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    # the forecast: its charts are drawn, with data, and its table downloads
+    page.get_by_role("link", name="Forecast").click()
+    page.get_by_label("Segments").select_option("industry")
+    page.get_by_role("button", name="Forecast").click()
+    charts = page.locator("svg.chart")
+    expect(charts.first).to_be_visible()
+    assert int(charts.first.get_attribute("data-points")) > 0 and page.locator("svg.chart rect.mark").count() > 0
+    assert charts.first.bounding_box()["height"] > 50
+    page.screenshot(path=str(ARTIFACTS / "forecast.png"), full_page=True)
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="CSV").click()
+    with open(download_info.value.path(), encoding="utf-8", newline="") as handle:
+        segments = list(csv.DictReader(handle))
+    assert segments and {"industry", "runs_dry", "shortfall"} <= set(segments[0])
 
     # the same account page on a phone-sized screen
     phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
@@ -155,6 +169,10 @@ def test_request_and_approve_a_reference_in_the_browser(browser, demo_server):
     width = small.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the account page scrolls sideways on a phone ({width}px)"
     small.screenshot(path=str(ARTIFACTS / "account_page_phone.png"), full_page=True)
+    small.goto(f"{base}/forecast")
+    expect(small.locator("svg.chart").first).to_be_visible()
+    width = small.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the forecast page scrolls sideways on a phone ({width}px)"
     phone.close()
     context.close()
 

@@ -41,7 +41,21 @@ READS = [
     "/api/v1/exports/advocates",
     "/api/v1/exports/requests",
     "/api/v1/exports/accounts/P1/matches?format=xlsx",
+    "/api/v1/forecast",
+    "/api/v1/exports/forecast?by=industry",
 ]
+
+
+def test_forecast_api_and_its_file(client, tokens):
+    body = client.get("/api/v1/forecast?by=product&quarters=3&as_of=2027-01-10", headers=tokens["sales"]).get_json()
+    assert body["by"] == ["product"] and body["quarters"] == ["2027-Q1", "2027-Q2", "2027-Q3"]
+    flow = next(s for s in body["segments"] if s["name"] == "Flow WMS")
+    assert flow["prospects"] == 1 and flow["advocates"] >= 1 and len(flow["quarters"]) == 3
+    csv = client.get("/api/v1/exports/forecast?by=product&quarters=3&as_of=2027-01-10", headers=tokens["sales"])
+    assert csv.mimetype == "text/csv" and csv.get_data(as_text=True).startswith("product,open_prospects,")
+    for bad in ("by=size", "quarters=0", "as_of=soon"):
+        answer = client.get(f"/api/v1/forecast?{bad}", headers=tokens["sales"])
+        assert answer.status_code == 400 and bad.split("=")[0] in answer.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -554,7 +568,7 @@ def test_the_document_lists_each_export_file_type():
 
     paths = document()["paths"]
     exports = [p for p in paths if p.startswith("/api/v1/exports/")]
-    assert len(exports) == 6
+    assert len(exports) == 7
     for path in exports:
         assert set(paths[path]["get"]["responses"]["200"]["content"]) == {
             "text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

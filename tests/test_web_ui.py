@@ -23,6 +23,7 @@ PAGES = [
     "/advocates",
     "/notifications",
     "/runs",
+    "/forecast",
 ]
 
 
@@ -82,6 +83,25 @@ def add_lonely_prospect(world):
 
     lonely = account("P2", stage="prospect", name="Lonely Prospect", products=["Quantum Ledger"])
     world.import_file("accounts", write_csv(world.settings.db_path.parent / "lonely.csv", [lonely]))
+
+
+def test_forecast_page_charts_what_runs_dry_and_downloads_its_table(client, world):
+    from tests.conftest import write_csv
+
+    add_lonely_prospect(world)  # on Quantum Ledger, which no advocate uses
+    need = {"account_external_id": "P2", "need": "quantum books", "status": "open"}
+    world.import_file("needs", write_csv(world.settings.db_path.parent / "lonely-needs.csv", [need]))
+    login(client, "sales")
+    html = text(client.get("/forecast?by=product&quarters=3"))
+    assert '<option value="product" selected>' in html and '<option value="3" selected>' in html
+    figure = re.search(r'<figure data-segment="Quantum Ledger">(.*?)</figure>', html, re.S).group(1)
+    assert '<svg class="chart"' in figure and 'role="img"' in figure and 'data-points="6"' in figure
+    assert "demand, " in figure and "capacity, " in figure  # each bar says what it is, in words
+    assert re.search(r'<th scope="row">Quantum Ledger</th><td>\d{4}-Q\d</td>', html)
+    csv = client.get("/forecast?by=product&quarters=3&format=csv")
+    assert csv.mimetype == "text/csv" and "Quantum Ledger,1," in csv.get_data(as_text=True)
+    odd = client.get("/forecast?by=nonsense&quarters=many")  # unknown choices fall back to the defaults
+    assert odd.status_code == 200 and '<option value="industry,product,region" selected>' in text(odd)
 
 
 def test_dashboard(client, world):

@@ -197,3 +197,21 @@ def encode(t: Table, fmt: str) -> bytes:
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def forecast(service: Service, **options: Any) -> Table:
+    """The pool-exhaustion forecast (``refmatch.app.forecast``), a row per segment: who asks, who could
+    answer, when it runs dry, and each quarter's demand, capacity and shortfall."""
+    from refmatch.app.forecast import forecast as compute
+
+    f = compute(service, **options)
+    per_quarter = [f"{q} {what}" for q in f.quarters for what in ("demand", "capacity", "shortfall")]
+    columns = (*f.by, "open_prospects", "run_rate", "advocates", "runs_dry", "shortfall", *per_quarter)
+    rows = [
+        [
+            *s.key.values(), s.prospects, s.run_rate, s.advocates, s.dry or "", s.shortfall,
+            *(v for q in s.quarters for v in (q.demand, q.capacity, q.shortfall)),
+        ]
+        for s in f.segments
+    ]  # fmt: skip
+    return Table("forecast", columns, rows)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from refmatch.cli import batch, core, notify, risk, serve, users, weights
+from refmatch.cli import batch, core, forecast, notify, risk, serve, users, weights
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,6 +28,7 @@ for command in (
     core.demo,
     risk.risk,
     weights.weights,
+    forecast.forecast,
     batch.batch,
     batch.runs,
     users.user,

@@ -226,6 +226,29 @@ def account_risk(external_id: str) -> Response:
     return jsonify(risk_service.account_risk(service(), external_id, as_of=query.as_of))
 
 
+# -- analytics ------------------------------------------------------------------------
+
+
+@bp.get("/forecast")
+@spec.validate(query=schemas.ForecastQuery, resp=responses(schemas.Forecast, "400"), tags=["analytics"])
+def forecast() -> Response:
+    """Pool-exhaustion forecast: per segment, reference demand against advocate capacity, the quarter it runs dry"""
+    from refmatch.app.forecast import forecast as compute
+
+    query: schemas.ForecastQuery = _ctx("query")
+    options = query.model_dump(exclude={"as_of"})
+    return jsonify(compute(service(), **options, today=query.as_of).as_dict())
+
+
+@bp.get("/exports/forecast")
+@spec.validate(query=schemas.ForecastExport, resp=file_responses(), tags=["exports"])
+def export_forecast() -> Response:
+    """The pool-exhaustion forecast as a file: a row per segment, each quarter's demand, capacity and shortfall"""
+    query: schemas.ForecastExport = _ctx("query")
+    options = query.model_dump(exclude={"as_of", "format"})
+    return file_response(tables.forecast(service(), **options, today=query.as_of), query.format)
+
+
 # -- needs and advocates --------------------------------------------------------------
 
 

@@ -143,6 +143,22 @@ class AtRiskExport(AtRiskFilter, FileQuery):
     pass
 
 
+class ForecastQuery(Strict):
+    by: str = Field(
+        "industry,product,region",
+        max_length=40,
+        description="segments: a comma-separated choice of industry, product, region",
+    )
+    quarters: int = Field(4, ge=1, le=12, description="quarters ahead, the current one first")
+    lookback: int = Field(4, ge=1, le=12, description="past quarters the request rate is taken over")
+    pipeline_quarters: int = Field(2, ge=1, le=12, description="quarters over which open prospects ask")
+    as_of: Day | None = Field(None, description="forecast as of this day (YYYY-MM-DD); default today")
+
+
+class ForecastExport(ForecastQuery, FileQuery):
+    pass
+
+
 class NeedsQuery(PageQuery):
     account: str | None = Field(None, description="an account's external id")
     status: NeedStatus | None = None
@@ -591,6 +607,34 @@ class ReferenceRequestSummaryPage(Page):
 
 class AtRiskAccountPage(Page):
     items: list[AtRiskAccount]
+
+
+class ForecastQuarter(Strict):
+    quarter: str = Field(description="YYYY-Qn")
+    demand: float = Field(description="expected reference requests: the larger of the run rate and the pipeline")
+    capacity: int = Field(description="slots of the advocates who could serve the segment (the current quarter: left)")
+    shortfall: float = Field(description="demand not covered")
+
+
+class ForecastSegment(Strict):
+    key: dict[str, str] = Field(description="the segment's value of each dimension it is grouped by")
+    name: str
+    prospects: int = Field(description="open prospects with an open need")
+    run_rate: float = Field(description="reference requests per quarter over the lookback")
+    advocates: int = Field(description="advocates who could serve it")
+    quarters: list[ForecastQuarter]
+    dry: str | None = Field(description="the first quarter whose demand exceeds its capacity")
+    shortfall: float = Field(description="over the horizon")
+
+
+class Forecast(Strict):
+    as_of: str
+    by: list[str]
+    quarters: list[str]
+    lookback: int
+    pipeline_quarters: int
+    per_prospect: float = Field(description="reference requests per prospect that asked, over the lookback")
+    segments: list[ForecastSegment] = Field(description="soonest to run dry and largest shortfall first")
 
 
 def page(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:

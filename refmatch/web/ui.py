@@ -26,6 +26,7 @@ from refmatch.domain.errors import Forbidden, InvalidInput, RefmatchError
 from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, PURPOSES
 from refmatch.risk import LEVELS
 from refmatch.web.auth import current_user, safe_next, sign_in, sign_out
+from refmatch.web.charts import bars
 from refmatch.web.errors import field_errors, status_of
 from refmatch.web.files import file_response, run_table
 from refmatch.web.state import SharedService, WebState
@@ -378,6 +379,44 @@ def at_risk() -> Page:
         trend=trend,
         pager=pager(total, page, RISK_PER_PAGE),
     )
+
+
+FORECAST_GROUPINGS = {  # the ``by`` values the page offers, and how it names them
+    "industry,product,region": "industry × product × region",
+    "industry,product": "industry × product",
+    "industry": "industry",
+    "product": "product",
+    "region": "region",
+}
+FORECAST_CHARTS = 6  # segments charted: those that run dry soonest
+
+
+@bp.get("/forecast")
+def forecast_page() -> Page:
+    from refmatch.app.forecast import forecast as compute
+
+    svc = service()
+    by = request.args.get("by", "industry,product,region")
+    by = by if by in FORECAST_GROUPINGS else "industry,product,region"
+    try:
+        quarters = min(8, max(2, int(request.args.get("quarters", "4"))))
+    except ValueError:
+        quarters = 4
+    if wants_file():
+        return download(tables.forecast(svc, by=by, quarters=quarters))
+    f = compute(svc, by=by, quarters=quarters)
+    charts = [
+        (
+            s,
+            bars(
+                f.quarters,
+                [("demand", [q.demand for q in s.quarters]), ("capacity", [q.capacity for q in s.quarters])],
+                title=f"{s.name}: reference demand against advocate capacity by quarter",
+            ),
+        )
+        for s in f.running_dry()[:FORECAST_CHARTS]
+    ]
+    return render_template("forecast.html", f=f, charts=charts, by=by, quarters=quarters, groupings=FORECAST_GROUPINGS)
 
 
 @bp.get("/onboarding")
