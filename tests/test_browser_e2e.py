@@ -159,6 +159,15 @@ def test_request_and_approve_a_reference_in_the_browser(browser, demo_server):
     with open(download_info.value.path(), encoding="utf-8", newline="") as handle:
         segments = list(csv.DictReader(handle))
     assert segments and {"industry", "runs_dry", "shortfall"} <= set(segments[0])
+    page.get_by_role("link", name="Outcomes").click()
+    expect(page.locator("svg.chart").first).to_be_visible()
+    assert page.locator("svg.chart").count() == 2 and page.locator("svg.chart rect.mark").count() > 2
+    page.screenshot(path=str(ARTIFACTS / "outcomes.png"), full_page=True)
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="CSV").first.click()
+    with open(download_info.value.path(), encoding="utf-8", newline="") as handle:
+        quarters = list(csv.DictReader(handle))
+    assert quarters and {"quarter", "won", "influenced_arr"} <= set(quarters[0])
 
     # the same account page on a phone-sized screen
     phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)

@@ -43,7 +43,16 @@ READS = [
     "/api/v1/exports/accounts/P1/matches?format=xlsx",
     "/api/v1/forecast",
     "/api/v1/exports/forecast?by=industry",
+    "/api/v1/outcomes",
+    "/api/v1/exports/outcomes?table=advocates",
 ]
+
+
+def test_outcomes_api_and_a_bad_table(client, tokens):
+    body = client.get("/api/v1/outcomes", headers=tokens["sales"]).get_json()
+    assert body["deals"] == {"key": "all", "won": 0, "lost": 0, "open": 0, "influenced_arr": 0.0, "win_rate": None}
+    bad = client.get("/api/v1/exports/outcomes?table=regions", headers=tokens["sales"])
+    assert bad.status_code == 400 and "table" in bad.get_data(as_text=True)
 
 
 def test_forecast_api_and_its_file(client, tokens):
@@ -568,7 +577,7 @@ def test_the_document_lists_each_export_file_type():
 
     paths = document()["paths"]
     exports = [p for p in paths if p.startswith("/api/v1/exports/")]
-    assert len(exports) == 7
+    assert len(exports) == 8
     for path in exports:
         assert set(paths[path]["get"]["responses"]["200"]["content"]) == {
             "text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

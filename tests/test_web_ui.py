@@ -24,6 +24,7 @@ PAGES = [
     "/notifications",
     "/runs",
     "/forecast",
+    "/outcomes",
 ]
 
 
@@ -102,6 +103,26 @@ def test_forecast_page_charts_what_runs_dry_and_downloads_its_table(client, worl
     assert csv.mimetype == "text/csv" and "Quantum Ledger,1," in csv.get_data(as_text=True)
     odd = client.get("/forecast?by=nonsense&quarters=many")  # unknown choices fall back to the defaults
     assert odd.status_code == 200 and '<option value="industry,product,region" selected>' in text(odd)
+
+
+def test_outcomes_page_charts_deals_and_downloads_each_table(client, world):
+    login(client, "manager")
+    assert "No completed reference has a deal outcome yet" in text(client.get("/outcomes"))
+    ids = dict(world.conn.execute("SELECT external_id, id FROM accounts"))
+    with world.conn:
+        world.conn.execute(
+            "INSERT INTO reference_requests (seeker_account_id, advocate_account_id, purpose, status, created_at, "
+            "updated_at, completed_at, deal_outcome, influenced_arr, rating) VALUES (?, ?, 'reference', 'completed', "
+            "'2026-04-01T09:00:00+00:00', '2026-04-01T09:00:00+00:00', '2026-04-20T09:00:00+00:00', 'won', 42000, 5)",
+            (ids["P1"], ids["A1"]),
+        )
+    html = text(client.get("/outcomes"))
+    assert "1 won, 0 lost, 0 open: win rate 100%" in html and "42,000" in html
+    assert html.count('<svg class="chart"') == 2 and "influenced ARR, 2026-Q2: 42k" in html
+    assert re.search(r'<tr data-advocate="A1"><th scope="row"><a href="/accounts/A1">Company A1</a></th>', html)
+    advocates = client.get("/outcomes?table=advocates&format=csv")
+    assert advocates.mimetype == "text/csv" and "A1,Company A1,1,1,0,1,1.0,1.0,1,5.0,42000" in text(advocates)
+    assert text(client.get("/outcomes?table=nonsense&format=csv")).startswith("quarter,won,lost")
 
 
 def test_dashboard(client, world):

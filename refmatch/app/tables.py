@@ -215,3 +215,27 @@ def forecast(service: Service, **options: Any) -> Table:
         for s in f.segments
     ]  # fmt: skip
     return Table("forecast", columns, rows)
+
+
+OUTCOME_TABLES = ("quarters", "products", "industries", "advocates")
+
+
+def outcomes(service: Service, table: str = "quarters") -> Table:
+    """One of the outcome report's tables (``refmatch.app.outcomes``): deals and influenced ARR by quarter,
+    product or industry, or each advocate's acceptance, completion and rating."""
+    from refmatch.app.outcomes import outcomes as compute
+
+    if table not in OUTCOME_TABLES:
+        raise InvalidInput(f"table: must be one of {', '.join(OUTCOME_TABLES)}, got {table!r}")
+    report = compute(service)
+    columns: tuple[str, ...]
+    if table == "advocates":
+        columns = ("external_id", "name", "asked", "accepted", "declined", "completed", "acceptance", "completion",
+                   "ratings", "rating", "influenced_arr")  # fmt: skip
+        rows = [[_flat(a.as_dict()[c]) for c in columns] for a in report.advocates]
+        return Table("outcomes-advocates", columns, rows)
+    totals = {"quarters": report.by_quarter, "products": report.by_product, "industries": report.by_industry}[table]
+    first = {"quarters": "quarter", "products": "product", "industries": "industry"}[table]
+    columns = (first, "won", "lost", "open", "win_rate", "influenced_arr")
+    rows = [[t.key, t.won, t.lost, t.open, _flat(t.win_rate), t.influenced_arr] for t in totals]
+    return Table(f"outcomes-{table}", columns, rows)

@@ -249,6 +249,23 @@ def export_forecast() -> Response:
     return file_response(tables.forecast(service(), **options, today=query.as_of), query.format)
 
 
+@bp.get("/outcomes")
+@spec.validate(resp=responses(schemas.Outcomes), tags=["analytics"])
+def outcomes() -> Response:
+    """What references did: deals won and lost, influenced ARR by quarter, product and industry, advocates' rates"""
+    from refmatch.app.outcomes import outcomes as compute
+
+    return jsonify(compute(service()).as_dict())
+
+
+@bp.get("/exports/outcomes")
+@spec.validate(query=schemas.OutcomesExport, resp=file_responses(), tags=["exports"])
+def export_outcomes() -> Response:
+    """One table of the outcome report as a file: by quarter, product or industry, or per advocate"""
+    query: schemas.OutcomesExport = _ctx("query")
+    return file_response(tables.outcomes(service(), query.table), query.format)
+
+
 # -- needs and advocates --------------------------------------------------------------
 
 

@@ -159,6 +159,12 @@ class ForecastExport(ForecastQuery, FileQuery):
     pass
 
 
+class OutcomesExport(FileQuery):
+    table: Literal["quarters", "products", "industries", "advocates"] = Field(
+        "quarters", description="deals and influenced ARR by quarter, product or industry; or per advocate"
+    )
+
+
 class NeedsQuery(PageQuery):
     account: str | None = Field(None, description="an account's external id")
     status: NeedStatus | None = None
@@ -635,6 +641,48 @@ class Forecast(Strict):
     pipeline_quarters: int
     per_prospect: float = Field(description="reference requests per prospect that asked, over the lookback")
     segments: list[ForecastSegment] = Field(description="soonest to run dry and largest shortfall first")
+
+
+class DealTotals(Strict):
+    key: str = Field(description="the quarter (YYYY-Qn), product or industry; 'all' for the whole")
+    won: int
+    lost: int
+    open: int
+    influenced_arr: float = Field(description="recorded on won deals")
+    win_rate: float | None = Field(description="won / (won + lost); null with no decided deal")
+
+
+class AdvocateOutcome(Strict):
+    external_id: str
+    name: str
+    asked: int
+    accepted: int = Field(description="approved, scheduled or completed")
+    declined: int
+    completed: int
+    ratings: int
+    rating: float | None
+    influenced_arr: float
+    acceptance: float | None = Field(description="accepted / (accepted + declined)")
+    completion: float | None = Field(description="completed / accepted")
+
+
+class Converted(Strict):
+    prospects: int
+    won: int = Field(description="a won deal recorded, or a customer now")
+    share: float | None
+
+
+class Outcomes(Strict):
+    deals: DealTotals
+    by_quarter: list[DealTotals] = Field(description="by the quarter the reference was completed in")
+    by_product: list[DealTotals] = Field(description="under each product the seeker uses")
+    by_industry: list[DealTotals]
+    advocates: list[AdvocateOutcome]
+    ratings: int
+    rating: float | None = Field(description="the mean rating of reference requests")
+    converted: dict[str, Converted] = Field(
+        description="prospects that asked, 'with' a completed reference and 'without' one: how many were won"
+    )
 
 
 def page(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:

@@ -419,6 +419,33 @@ def forecast_page() -> Page:
     return render_template("forecast.html", f=f, charts=charts, by=by, quarters=quarters, groupings=FORECAST_GROUPINGS)
 
 
+@bp.get("/outcomes")
+def outcomes_page() -> Page:
+    from refmatch.app.outcomes import outcomes as compute
+
+    svc = service()
+    if wants_file():
+        table = request.args.get("table", "quarters")
+        return download(tables.outcomes(svc, table if table in tables.OUTCOME_TABLES else "quarters"))
+    report = compute(svc)
+    quarters = [t.key for t in report.by_quarter]
+    charts = {
+        "arr": bars(
+            quarters,
+            [("influenced ARR", [t.influenced_arr for t in report.by_quarter])],
+            title="Influenced ARR of won deals, by the quarter the reference was completed",
+            width=560,
+        ),
+        "deals": bars(
+            quarters,
+            [("won", [t.won for t in report.by_quarter]), ("lost", [t.lost for t in report.by_quarter])],
+            title="Deals won and lost after a reference, by quarter",
+            width=560,
+        ),
+    }
+    return render_template("outcomes.html", r=report, charts=charts)
+
+
 @bp.get("/onboarding")
 def onboarding() -> Page:
     svc = service()
