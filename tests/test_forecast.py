@@ -3,7 +3,7 @@
 import pytest
 
 from refmatch.app import tables
-from refmatch.app.forecast import forecast, parse_by, quarters_from
+from refmatch.app.forecast import forecast, parse_by, quarters_from, recruits
 from refmatch.domain.errors import InvalidInput
 from tests.conftest import account, advocate, write_csv
 
@@ -113,3 +113,29 @@ def test_forecast_cli(planted):
     assert "Retail" in out.output and "2027-Q1" in out.output
     bad = run_cli("forecast", "--by", "size")
     assert bad.exit_code != 0 and "by: a comma-separated choice" in bad.output
+
+
+def test_recruits_are_healthy_promoters_ranked_by_the_shortfall_they_would_cover(planted, tmp_path):
+    extra = [
+        account("N1"),  # never asked, a promoter
+        account("N2"),  # never asked, a detractor: not a recruit
+        account("N3", industry="Retail", region="NA", products=["Ledger"]),  # no NPS known
+        account("N4", health=45),  # unhealthy
+        account("N5", stage="onboarding"),  # not live yet
+    ]
+    planted.import_file("accounts", write_csv(tmp_path / "more.csv", extra))
+    ids = dict(planted.conn.execute("SELECT external_id, id FROM accounts"))
+    with planted.conn:
+        planted.conn.executemany(
+            "INSERT INTO signals (account_id, observed_on, kind, value) VALUES (?, ?, 'nps', ?)",
+            [(ids["N1"], "2026-01-01", 3), (ids["N1"], "2027-01-01", 10), (ids["N2"], "2027-01-01", 6)],
+        )
+    f = forecast(planted, today=AS_OF)
+    found = recruits(planted, f)
+    assert [r.external_id for r in found] == ["N1", "A3", "N3"]  # A3: an advocate that has not consented
+    n1, a3, n3 = found
+    assert (n1.nps, n1.status, n1.segments, n1.covers) == (10, "never asked", ["Logistics / Flow WMS / EMEA"], 2.0)
+    assert (a3.status, a3.nps) == ("not consenting", None)
+    assert n3.segments == ["Retail / Ledger / NA"] and n3.covers == 2.0  # one slot short in each of two quarters
+    t = tables.recruits(planted, today=AS_OF)
+    assert t.columns == tables.RECRUIT_COLUMNS and t.rows[0][:3] == ["N1", "Company N1", "value"]

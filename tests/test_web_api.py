@@ -44,6 +44,8 @@ READS = [
     "/api/v1/forecast",
     "/api/v1/exports/forecast?by=industry",
     "/api/v1/outcomes",
+    "/api/v1/recruits?by=industry",
+    "/api/v1/exports/recruits",
     "/api/v1/exports/outcomes?table=advocates",
 ]
 
@@ -577,7 +579,7 @@ def test_the_document_lists_each_export_file_type():
 
     paths = document()["paths"]
     exports = [p for p in paths if p.startswith("/api/v1/exports/")]
-    assert len(exports) == 8
+    assert len(exports) == 9
     for path in exports:
         assert set(paths[path]["get"]["responses"]["200"]["content"]) == {
             "text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -99,6 +99,9 @@ def test_forecast_page_charts_what_runs_dry_and_downloads_its_table(client, worl
     assert '<svg class="chart"' in figure and 'role="img"' in figure and 'data-points="6"' in figure
     assert "demand, " in figure and "capacity, " in figure  # each bar says what it is, in words
     assert re.search(r'<th scope="row">Quantum Ledger</th><td>\d{4}-Q\d</td>', html)
+    assert "<h2>Who to recruit</h2>" in html and "list=recruits&amp;format=csv" in html
+    recruits = client.get("/forecast?by=product&quarters=3&list=recruits&format=csv")
+    assert text(recruits).startswith("external_id,name,stage,health,nps,status,covers,segments")
     csv = client.get("/forecast?by=product&quarters=3&format=csv")
     assert csv.mimetype == "text/csv" and "Quantum Ledger,1," in csv.get_data(as_text=True)
     odd = client.get("/forecast?by=nonsense&quarters=many")  # unknown choices fall back to the defaults

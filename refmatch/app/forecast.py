@@ -243,3 +243,56 @@ def forecast(
         per_prospect=round(per_prospect, 3),
         segments=segments,
     )
+
+
+@dataclass
+class Recruit:
+    external_id: str
+    name: str
+    stage: str
+    health: float | None
+    nps: float | None  # the latest NPS answer, where one is known
+    status: str  # "never asked" (no advocate record) or "not consenting"
+    segments: list[str]  # the segments running dry that it would serve
+    covers: float  # shortfall slots it would cover over the horizon, at the default capacity
+
+
+def recruits(service: Service, f: Forecast, *, limit: int | None = None) -> list[Recruit]:
+    """Who to ask to become an advocate: healthy customers (known health at least ``min_health``), promoters
+    where their NPS is known (9-10), live, not at risk, never asked or not consenting; ranked by the
+    shortfall of the forecast ``f`` they would cover (in each quarter of each segment running dry that they
+    are in, up to ``default_capacity`` slots), then NPS and health. Each is scored alone: two recruits in
+    one segment may cover the same shortfall."""
+    catalog = service.catalog(date.fromisoformat(f.as_of))
+    settings = service.settings
+    dry = {tuple(v.casefold() for v in s.key.values()): s for s in f.segments if s.dry}  # as _keys has them
+    nps = dict(
+        service.conn.execute(
+            "SELECT account_id, value FROM signals s WHERE kind = 'nps' AND observed_on = "
+            "(SELECT MAX(observed_on) FROM signals t WHERE t.account_id = s.account_id AND t.kind = 'nps')"
+        ).fetchall()
+    )
+    consenting = catalog.is_advocate & catalog.consent
+    candidates = (catalog.stage_rank >= catalog.live_rank) & ~consenting & (catalog.health >= settings.min_health)
+    candidates[catalog.risk.at_risk_rows] = False
+    out = []
+    for row in np.flatnonzero(candidates).tolist():
+        score = nps.get(int(catalog.ids[row]))
+        if score is not None and score < 9:
+            continue
+        served = [dry[k] for k in _keys(catalog, row, f.by) if k in dry]
+        covers = sum(min(q.shortfall, settings.default_capacity) for s in served for q in s.quarters)
+        out.append(
+            Recruit(
+                external_id=catalog.external_ids[row],
+                name=catalog.names[row],
+                stage=catalog.stages[catalog.stage_rank[row]],
+                health=float(catalog.health[row]),
+                nps=score,
+                status="not consenting" if catalog.is_advocate[row] else "never asked",
+                segments=[s.name for s in served],
+                covers=round(covers, 2),
+            )
+        )
+    out.sort(key=lambda r: (-r.covers, -(r.nps if r.nps is not None else -1), -(r.health or 0), r.external_id))
+    return out[:limit] if limit else out

@@ -239,3 +239,15 @@ def outcomes(service: Service, table: str = "quarters") -> Table:
     columns = (first, "won", "lost", "open", "win_rate", "influenced_arr")
     rows = [[t.key, t.won, t.lost, t.open, _flat(t.win_rate), t.influenced_arr] for t in totals]
     return Table(f"outcomes-{table}", columns, rows)
+
+
+RECRUIT_COLUMNS = ("external_id", "name", "stage", "health", "nps", "status", "covers", "segments")
+
+
+def recruits(service: Service, **options: Any) -> Table:
+    """The recruiting list (``forecast.recruits``) against the forecast with these options."""
+    from refmatch.app.forecast import forecast as compute
+    from refmatch.app.forecast import recruits as ranked
+
+    found = ranked(service, compute(service, **options))
+    return Table("recruits", RECRUIT_COLUMNS, [[_flat(getattr(r, c)) for c in RECRUIT_COLUMNS] for r in found])

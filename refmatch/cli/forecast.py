@@ -26,11 +26,15 @@ if TYPE_CHECKING:
 )  # fmt: skip
 @click.option("--as-of", metavar="DATE", help="Forecast as of this date, YYYY-MM-DD [default: today].")
 @click.option("--all", "show_all", is_flag=True, help="List every segment with demand, not only those that run dry.")
+@click.option(
+    "--recruits", is_flag=True,
+    help="List who to recruit instead: healthy promoters not yet consenting, by the shortfall they would cover.",
+)  # fmt: skip
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @common
 def forecast(
     service: Service, by: str, quarters: int, lookback: int, pipeline_quarters: int, as_of: str | None,
-    show_all: bool, fmt: str,
+    show_all: bool, recruits: bool, fmt: str,
 ) -> None:  # fmt: skip
     """Reference demand (open pipeline, past request rate) against the slots advocates have left, per segment:
     the quarter each segment runs dry in and its shortfall. Soonest and largest first."""
@@ -41,9 +45,13 @@ def forecast(
         "by": by, "quarters": quarters, "lookback": lookback, "pipeline_quarters": pipeline_quarters, "today": as_of,
     }  # fmt: skip
     if fmt == "csv":
-        click.echo(tables.encode(tables.forecast(service, **options), "csv").decode("utf-8"), nl=False)
+        t = (tables.recruits if recruits else tables.forecast)(service, **options)
+        click.echo(tables.encode(t, "csv").decode("utf-8"), nl=False)
         return
     f = compute(service, **options)
+    if recruits:
+        _echo_recruits(service, f, show_all, fmt)
+        return
     if fmt == "json":
         click.echo(json.dumps(f.as_dict(), indent=2))
         return
@@ -67,3 +75,25 @@ def forecast(
             f"{s.name:<{width}}  {s.dry or '-':<8}  {s.shortfall:>9.1f}  {s.prospects:>9}  {s.advocates:>9}  {cells}"
         )
     click.echo("(each quarter: demand/capacity)")
+
+
+def _echo_recruits(service: Service, f: Any, show_all: bool, fmt: str) -> None:
+    from dataclasses import asdict
+
+    from refmatch.app.forecast import recruits
+
+    found = recruits(service, f)
+    if fmt == "json":
+        click.echo(json.dumps([asdict(r) for r in found], indent=2))
+        return
+    helping = [r for r in found if r.covers > 0]
+    click.echo(
+        f"recruits as of {f.as_of}: {len(found)} healthy promoters not yet consenting, {len(helping)} of them in "
+        f"segments that run dry by {f.quarters[-1]}"
+    )
+    for r in found if show_all else helping:
+        nps = "?" if r.nps is None else f"{r.nps:.0f}"
+        click.echo(
+            f"{r.external_id:<28} covers {r.covers:>5.1f}  NPS {nps:>2}  health {r.health:>3.0f}  {r.status:<14}  "
+            + "; ".join(r.segments)
+        )

@@ -240,6 +240,29 @@ def forecast() -> Response:
     return jsonify(compute(service(), **options, today=query.as_of).as_dict())
 
 
+@bp.get("/recruits")
+@spec.validate(query=schemas.ForecastQuery, resp=responses(schemas.RecruitList, "400"), tags=["analytics"])
+def recruits() -> Response:
+    """Who to recruit: healthy promoters not yet consenting, by the forecast shortfall they would cover"""
+    from dataclasses import asdict
+
+    from refmatch.app.forecast import forecast as compute
+    from refmatch.app.forecast import recruits as ranked
+
+    query: schemas.ForecastQuery = _ctx("query")
+    f = compute(service(), **query.model_dump(exclude={"as_of"}), today=query.as_of)
+    return jsonify({"as_of": f.as_of, "items": [asdict(r) for r in ranked(service(), f)]})
+
+
+@bp.get("/exports/recruits")
+@spec.validate(query=schemas.ForecastExport, resp=file_responses(), tags=["exports"])
+def export_recruits() -> Response:
+    """The recruiting list as a file"""
+    query: schemas.ForecastExport = _ctx("query")
+    options = query.model_dump(exclude={"as_of", "format"})
+    return file_response(tables.recruits(service(), **options, today=query.as_of), query.format)
+
+
 @bp.get("/exports/forecast")
 @spec.validate(query=schemas.ForecastExport, resp=file_responses(), tags=["exports"])
 def export_forecast() -> Response:

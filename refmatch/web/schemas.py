@@ -643,6 +643,22 @@ class Forecast(Strict):
     segments: list[ForecastSegment] = Field(description="soonest to run dry and largest shortfall first")
 
 
+class Recruit(Strict):
+    external_id: str
+    name: str
+    stage: str
+    health: float | None
+    nps: float | None = Field(description="the latest NPS answer, where known")
+    status: Literal["never asked", "not consenting"]
+    segments: list[str] = Field(description="segments running dry that it would serve")
+    covers: float = Field(description="shortfall slots it would cover over the horizon, at the default capacity")
+
+
+class RecruitList(Strict):
+    as_of: str
+    items: list[Recruit] = Field(description="most shortfall covered first, then NPS and health")
+
+
 class DealTotals(Strict):
     key: str = Field(description="the quarter (YYYY-Qn), product or industry; 'all' for the whole")
     won: int

@@ -389,11 +389,13 @@ FORECAST_GROUPINGS = {  # the ``by`` values the page offers, and how it names th
     "region": "region",
 }
 FORECAST_CHARTS = 6  # segments charted: those that run dry soonest
+RECRUITS_SHOWN = 25  # the rest are in the download
 
 
 @bp.get("/forecast")
 def forecast_page() -> Page:
     from refmatch.app.forecast import forecast as compute
+    from refmatch.app.forecast import recruits
 
     svc = service()
     by = request.args.get("by", "industry,product,region")
@@ -403,8 +405,10 @@ def forecast_page() -> Page:
     except ValueError:
         quarters = 4
     if wants_file():
-        return download(tables.forecast(svc, by=by, quarters=quarters))
+        listed = tables.recruits if request.args.get("list") == "recruits" else tables.forecast
+        return download(listed(svc, by=by, quarters=quarters))
     f = compute(svc, by=by, quarters=quarters)
+    to_recruit = recruits(svc, f)
     charts = [
         (
             s,
@@ -416,7 +420,10 @@ def forecast_page() -> Page:
         )
         for s in f.running_dry()[:FORECAST_CHARTS]
     ]
-    return render_template("forecast.html", f=f, charts=charts, by=by, quarters=quarters, groupings=FORECAST_GROUPINGS)
+    return render_template(
+        "forecast.html", f=f, charts=charts, by=by, quarters=quarters, groupings=FORECAST_GROUPINGS,
+        recruits=to_recruit[:RECRUITS_SHOWN], recruit_count=len(to_recruit),
+    )  # fmt: skip
 
 
 @bp.get("/outcomes")
