@@ -140,6 +140,10 @@ def test_dashboard(client, world):
     assert '<a href="/accounts/P2">Lonely Prospect</a>' in html
     assert '<a href="/accounts?uncovered=reference">All 1' in html
     assert "Mentor: 0 of 1 without an eligible advocate" in html  # C1 (onboarding) has mentors
+    assert "Retention: 0 of 0 without an eligible advocate" in html  # nobody is at risk
+    assert html.count('<svg class="chart"') == 3  # requests by age and per quarter, advocates by load
+    ages = re.search(r'<h2 id="age-h">.*?</section>', html, re.S).group(0)
+    assert re.search(r'<th scope="row">under a week</th><td class="num">1</td>', ages)  # the request just made
 
 
 def test_accounts_search_filters_and_pagination(client, monkeypatch, world):

@@ -362,15 +362,16 @@ class Coverage:
 
 
 _COVERAGE_CACHE: dict[tuple, Coverage] = {}
-COVERAGE_PURPOSES = ("reference", "mentor")
+COVERAGE_PURPOSES = ("reference", "mentor", "retention")
 
 
 def coverage(service: Service, purpose: str = "reference", *, today: date | None = None) -> Coverage:
     """Which seekers of a purpose have no eligible advocate at all (cached per data version).
 
     Reference seekers are accounts in the first stage (prospects), mentor seekers those in
-    onboarding. Eligibility depends on the seeker's stage and products, so it is computed
-    once per (stage, products) group, then corrected per seeker for its exclusions.
+    onboarding, retention seekers the accounts at risk (each at its own stage). Eligibility
+    depends on the seeker's stage and products, so it is computed once per (stage, products)
+    group, then corrected per seeker for its exclusions.
     """
     if purpose not in COVERAGE_PURPOSES:
         raise InvalidInput(f"purpose: coverage is computed for {', '.join(COVERAGE_PURPOSES)}, got {purpose!r}")
@@ -381,25 +382,28 @@ def coverage(service: Service, purpose: str = "reference", *, today: date | None
     if key in _COVERAGE_CACHE:
         return _COVERAGE_CACHE[key]
     catalog = service.catalog(today)
-    stage = (
-        settings.stages[0] if purpose == "reference" else ("onboarding" if "onboarding" in settings.stages else None)
-    )
-    stage = stage or settings.stages[1]
-    rank = settings.stages.index(stage)
+    if purpose == "retention":
+        seekers = np.unique(np.asarray(catalog.risk.at_risk_rows, dtype=np.int64))
+    else:
+        stage = (
+            settings.stages[0]
+            if purpose == "reference"
+            else ("onboarding" if "onboarding" in settings.stages else None)
+        )
+        seekers = np.flatnonzero(catalog.stage_rank == settings.stages.index(stage or settings.stages[1]))
     rules = Rules(purpose, DEFAULT_REFERENCE_TYPE[purpose], settings.default_capacity, settings.min_health)
     blocked_by: dict[str, list[int]] = {}
     for account_id, names in catalog.do_not_match.items():
         for name in names:
             blocked_by.setdefault(name, []).append(catalog.row(account_id))
-    groups: dict[frozenset[str], np.ndarray] = {}
+    groups: dict[tuple[str, frozenset[str]], np.ndarray] = {}
     uncovered: list[tuple[str, str]] = []
-    seekers = np.flatnonzero(catalog.stage_rank == rank)
     for row in seekers.tolist():
-        products = catalog.products[row]
-        if products not in groups:
-            probe = Seeker(name="", stage=stage, profile_vector=np.zeros(1, dtype=np.float32), products=list(products))
-            groups[products] = eligible_mask(catalog, probe, rules)
-        mask = groups[products]
+        group = (catalog.stages[catalog.stage_rank[row]], catalog.products[row])
+        if group not in groups:
+            probe = Seeker(name="", stage=group[0], profile_vector=np.zeros(1, dtype=np.float32), products=[*group[1]])
+            groups[group] = eligible_mask(catalog, probe, rules)
+        mask = groups[group]
         excluded = {row, *blocked_by.get(catalog.external_ids[row], ())}
         excluded.update(r for r in map(catalog.row_by_external, _do_not_match(catalog, row)) if r is not None)
         if int(mask.sum()) - sum(bool(mask[r]) for r in excluded) <= 0:
@@ -409,6 +413,72 @@ def coverage(service: Service, purpose: str = "reference", *, today: date | None
         _COVERAGE_CACHE.clear()
     _COVERAGE_CACHE[key] = result
     return result
+
+
+AGE_BUCKETS = ((0, 7, "under a week"), (7, 14, "1-2 weeks"), (14, 30, "2-4 weeks"), (30, None, "4 weeks or more"))
+OPEN_STATES = ("requested", "approved", "scheduled")  # requests.states.OPEN, in workflow order
+
+
+def request_ages(service: Service, *, today: date | None = None) -> dict[str, dict[str, int]]:
+    """Open requests by how long ago they were made: {bucket label: {state: count}} (AGE_BUCKETS)."""
+    today = today or clock.today()
+    marks = ",".join("?" * len(OPEN_STATES))
+    rows = service.conn.execute(
+        f"SELECT status, julianday(?) - julianday(substr(created_at, 1, 10)) FROM reference_requests "
+        f"WHERE status IN ({marks})",
+        (today.isoformat(), *OPEN_STATES),
+    ).fetchall()
+    out = {label: dict.fromkeys(OPEN_STATES, 0) for _, _, label in AGE_BUCKETS}
+    for status, age in rows:
+        for low, high, label in AGE_BUCKETS:
+            if age >= low and (high is None or age < high):
+                out[label][status] += 1
+                break
+    return out
+
+
+def requests_by_quarter(service: Service, quarters: int = 6) -> list[dict[str, Any]]:
+    """Requests made in each of the last ``quarters`` quarters that had any, by where they are now:
+    completed, declined or cancelled, or still open."""
+    rows = service.conn.execute(
+        "SELECT substr(created_at, 1, 4), (CAST(substr(created_at, 6, 2) AS INTEGER) + 2) / 3 AS q, "
+        "SUM(status = 'completed'), SUM(status IN ('declined', 'cancelled')), "
+        "SUM(status NOT IN ('completed', 'declined', 'cancelled')) "
+        "FROM reference_requests GROUP BY 1, 2 ORDER BY 1 DESC, 2 DESC LIMIT ?",
+        (quarters,),
+    ).fetchall()
+    return [
+        {"quarter": f"{y}-Q{q}", "completed": c, "declined or cancelled": d, "open": o}
+        for y, q, c, d, o in reversed(rows)
+    ]
+
+
+LOAD_BUCKETS = ("none used", "under half", "half or more", "near capacity", "full")
+
+
+def load_distribution(service: Service, *, today: date | None = None) -> dict[str, int]:
+    """Consenting advocates by the share of this quarter's slots they used (LOAD_BUCKETS; "near capacity" is
+    the ``near_capacity_share`` rule, "full" those with no slot left)."""
+    from refmatch.match.eligibility import capacity_of
+
+    catalog = service.catalog(today or clock.today())
+    rows = np.flatnonzero(catalog.is_advocate & catalog.consent)
+    capacity = capacity_of(catalog, service.settings.default_capacity)[rows]
+    used = catalog.used_quarter[rows]
+    share = np.where(capacity > 0, used / np.maximum(capacity, 1), 1.0)
+    near = service.settings.near_capacity_share
+    counts = dict.fromkeys(LOAD_BUCKETS, 0)
+    for u, sh in zip(used.tolist(), share.tolist()):
+        if sh >= 1:
+            bucket = "full"
+        elif sh >= near:
+            bucket = "near capacity"
+        elif sh >= 0.5:
+            bucket = "half or more"
+        else:
+            bucket = "under half" if u > 0 else "none used"
+        counts[bucket] += 1
+    return counts
 
 
 def _do_not_match(catalog: Catalog, row: int) -> frozenset[str]:

@@ -104,6 +104,7 @@ def _globals() -> dict[str, Any]:
         "STATES": workflow.STATES,
         "VERBS": workflow.VERBS,
         "LEVELS": LEVELS,
+        "OPEN_STATES": queries.OPEN_STATES,
         "sparkline": sparkline,
         "download_url": download_url,
     }
@@ -190,8 +191,30 @@ def dashboard() -> Page:
         items, _ = queries.list_accounts(svc, external_ids=shown, limit=queries.MAX_LIMIT)
         names = {i["external_id"]: i["name"] for i in items}
     late, late_total = workflow.list_requests(svc, _user(), overdue=True, limit=5)
+    ages = queries.request_ages(svc)
+    per_quarter = queries.requests_by_quarter(svc)
+    load = queries.load_distribution(svc)
+    charts = {
+        "ages": bars(
+            list(ages),
+            [(state, [ages[b][state] for b in ages]) for state in queries.OPEN_STATES],
+            title="Open requests by how long ago they were made, by state",
+        ),
+        "quarters": bars(
+            [q["quarter"] for q in per_quarter],
+            [(k, [q[k] for q in per_quarter]) for k in ("completed", "declined or cancelled", "open")],
+            title="Requests made each quarter, by where they are now",
+        ),
+        "load": bars(
+            list(load), [("advocates", list(load.values()))], title="Consenting advocates by this quarter's load"
+        ),
+    }
     return render_template(
         "dashboard.html",
+        ages=ages,
+        per_quarter=per_quarter,
+        load=load,
+        charts=charts,
         counts=counts,
         near=near,
         near_total=near_total,
