@@ -155,7 +155,7 @@ def test_request_and_approve_a_reference_in_the_browser(browser, demo_server):
     assert charts.first.bounding_box()["height"] > 50
     page.screenshot(path=str(ARTIFACTS / "forecast.png"), full_page=True)
     with page.expect_download() as download_info:
-        page.get_by_role("link", name="CSV").click()
+        page.get_by_role("link", name="Download the forecast as CSV").click()
     with open(download_info.value.path(), encoding="utf-8", newline="") as handle:
         segments = list(csv.DictReader(handle))
     assert segments and {"industry", "runs_dry", "shortfall"} <= set(segments[0])
@@ -164,7 +164,7 @@ def test_request_and_approve_a_reference_in_the_browser(browser, demo_server):
     assert page.locator("svg.chart").count() == 2 and page.locator("svg.chart rect.mark").count() > 2
     page.screenshot(path=str(ARTIFACTS / "outcomes.png"), full_page=True)
     with page.expect_download() as download_info:
-        page.get_by_role("link", name="CSV").first.click()
+        page.get_by_role("link", name="Download the quarters as CSV").click()
     with open(download_info.value.path(), encoding="utf-8", newline="") as handle:
         quarters = list(csv.DictReader(handle))
     assert quarters and {"quarter", "won", "influenced_arr"} <= set(quarters[0])
@@ -178,10 +178,14 @@ def test_request_and_approve_a_reference_in_the_browser(browser, demo_server):
     width = small.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the account page scrolls sideways on a phone ({width}px)"
     small.screenshot(path=str(ARTIFACTS / "account_page_phone.png"), full_page=True)
-    small.goto(f"{base}/forecast")
-    expect(small.locator("svg.chart").first).to_be_visible()
-    width = small.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390, f"the forecast page scrolls sideways on a phone ({width}px)"
+    for path in ("/forecast", "/outcomes", "/at-risk", "/"):  # the pages with charts and wide tables
+        small.goto(base + path)
+        expect(small.locator("svg.chart").first).to_be_attached()
+        width = small.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} scrolls sideways on a phone ({width}px)"
+    small.screenshot(path=str(ARTIFACTS / "dashboard_phone.png"), full_page=True)
+    small.goto(base + "/at-risk")
+    small.screenshot(path=str(ARTIFACTS / "at_risk_phone.png"), full_page=True)
     phone.close()
     context.close()
 

@@ -170,7 +170,7 @@ def card(html: str, external_id: str) -> str:
 
 def test_at_risk_page_shows_reasons_trend_and_peers(client):
     login(client, "cs")
-    html = text(client.get("/at-risk"))
+    html = text(client.get("/at-risk?view=peers"))
     a9 = card(html, "A9")
     assert 'class="badge level-medium"' in a9 and "45" in a9
     assert "health 30 on" in a9 and "poor health" in a9 and "unhappy users" in a9
@@ -194,18 +194,36 @@ def test_at_risk_page_filters_and_paginates(client, monkeypatch):
 
     login(client, "sales")
     monkeypatch.setattr(ui, "RISK_PER_PAGE", 5)
-    first = text(client.get("/at-risk?level=low"))
+    first = text(client.get("/at-risk?level=low&view=peers"))
     assert first.count('class="card risk-card"') == 5 and "13 in all; page 1 of 3" in first
-    assert 'href="/at-risk?page=2&amp;level=low"' in first or 'href="/at-risk?level=low&amp;page=2"' in first
-    last = text(client.get("/at-risk?level=low&page=3"))
+    assert re.search(r'href="/at-risk\?(?=[^"]*page=2)(?=[^"]*level=low)(?=[^"]*view=peers)[^"]*"', first)
+    last = text(client.get("/at-risk?level=low&page=3&view=peers"))
     assert last.count('class="card risk-card"') == 3
-    assert "No account is at high risk" in text(client.get("/at-risk?level=high"))
-    assert 'data-account="A9"' in text(client.get("/at-risk?level=bogus"))  # unknown: the default level
+    assert "No account is at high risk" in text(client.get("/at-risk?level=high&view=peers"))
+    assert 'data-account="A9"' in text(client.get("/at-risk?level=bogus&view=peers"))  # unknown: the default level
+
+
+def test_at_risk_table_sorts_filters_and_pages(client):
+    login(client, "sales")
+    html = text(client.get("/at-risk?level=low"))
+    rows = re.findall(r'<tr data-account="([^"]+)">', html)
+    assert len(rows) == 13 and "13 in all" in html and '<option value="25" selected>' in html
+    assert 'aria-sort="descending"' in html and html.index('aria-sort="descending"') < html.index(">Risk")
+    by_name = re.findall(r'<tr data-account="([^"]+)">', text(client.get("/at-risk?level=low&sort=name")))
+    names = dict(re.findall(r'<tr data-account="([^"]+)">\s*<th scope="row"><a [^>]*>([^<]+)</a>', html))
+    assert [names[e].casefold() for e in by_name] == sorted(names[e].casefold() for e in by_name)
+    backwards = re.findall(r'<tr data-account="([^"]+)">', text(client.get("/at-risk?level=low&sort=name&order=desc")))
+    assert backwards == by_name[::-1]
+    found = text(client.get("/at-risk?level=low&q=a9"))
+    assert re.findall(r'<tr data-account="([^"]+)">', found) == ["A9"]
+    odd = client.get("/at-risk?level=low&sort=size&per=7&order=sideways")  # unknown choices: the defaults
+    assert odd.status_code == 200 and '<option value="25" selected>' in text(odd)
+    assert '<svg class="chart"' in html  # accounts by level, with the numbers in a table
 
 
 def test_one_click_peer_call(client, app):
     login(client, "cs")
-    html = text(client.get("/at-risk"))
+    html = text(client.get("/at-risk?view=peers"))
     form = re.search(r'<form method="post" action="/accounts/A9/requests".*?</form>', card(html, "A9"), re.S).group(0)
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
     response = client.post("/accounts/A9/requests", data=fields)

@@ -371,13 +371,59 @@ def at_risk_page(
 
 
 def at_risk_rows(service: Service, *, level: str | None, most: int) -> tuple[list[dict[str, Any]], bool]:
-    """Every account at ``level`` or above (at most ``most``), riskiest first, with its renewal date, for a
-    download: what ``at_risk_page`` lists, without its peers; and whether there were more."""
+    """Every account at ``level`` or above (at most ``most``), riskiest first, with its renewal date and ARR,
+    for a download: what ``at_risk_page`` lists, without its peers; and whether there were more."""
+    items, total, _ = _at_risk_items(service, level, most)
+    return items, total > len(items)
+
+
+def _at_risk_items(service: Service, level: str | None, most: int) -> tuple[list[dict[str, Any]], int, str]:
     listing = risk_list(service, level=level, limit=most)
     total = sum(listing.counts.get(name, 0) for name in LEVELS[LEVELS.index(listing.level) :])
-    renewals = renewal_dates(service, [a.external_id for a in listing.accounts])
-    items = [{**a.as_dict(), "renewal_date": renewals.get(a.external_id)} for a in listing.accounts]
-    return items, total > len(items)
+    ids = [a.external_id for a in listing.accounts]
+    facts = {e: (d or None, arr) for e, d, arr in service.conn.execute(
+        f"SELECT external_id, renewal_date, arr FROM accounts WHERE external_id IN ({_marks(ids)})", ids
+    )} if ids else {}  # fmt: skip
+    items = [
+        {**a.as_dict(), "renewal_date": facts.get(a.external_id, (None, None))[0],
+         "arr": facts.get(a.external_id, (None, None))[1]}
+        for a in listing.accounts
+    ]  # fmt: skip
+    return items, total, listing.level
+
+
+AT_RISK_SORTS = ("risk", "arr", "renewal", "name")  # the at-risk table's columns that sort it
+AT_RISK_TABLE_MAX = 10_000  # accounts sorted in memory for the table
+
+
+def at_risk_table(
+    service: Service,
+    *,
+    level: str | None,
+    sort: str = "risk",
+    descending: bool | None = None,
+    q: str | None = None,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int, str]:
+    """(items, total, level): a page of the at-risk accounts as a table, without peers: filtered by ``q`` (in
+    the name or id), sorted by ``sort`` (AT_RISK_SORTS): risk and ARR largest first, renewal soonest first
+    and name A-Z unless ``descending`` says otherwise; unknown values last."""
+    if sort not in AT_RISK_SORTS:
+        raise InvalidInput(f"sort: must be one of {', '.join(AT_RISK_SORTS)}, got {sort!r}")
+    check_page(limit, offset, 500)
+    items, _, shown_level = _at_risk_items(service, level, AT_RISK_TABLE_MAX)
+    if q:
+        needle = q.casefold()
+        items = [i for i in items if needle in i["name"].casefold() or needle in i["external_id"].casefold()]
+    down = descending if descending is not None else sort in ("risk", "arr")
+    field = {"risk": "score", "arr": "arr", "renewal": "renewal_date", "name": "name"}[sort]
+    known = [i for i in items if i.get(field) is not None]
+    unknown = [i for i in items if i.get(field) is None]
+    key = (lambda i: i["name"].casefold()) if sort == "name" else (lambda i: i[field])
+    known.sort(key=key, reverse=down)  # stable: equal values keep the riskiest-first order
+    items = known + unknown
+    return items[offset : offset + limit], len(items), shown_level
 
 
 def onboarding_page(

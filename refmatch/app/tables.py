@@ -86,7 +86,7 @@ SPECS: dict[str, tuple[tuple[str, str | Getter], ...]] = {
     ),
     "at-risk": (
         ("external_id", "external_id"), ("name", "name"), ("stage", "stage"), ("score", "score"),
-        ("level", "level"), ("at_risk_since", "at_risk_since"), ("renewal_date", "renewal_date"),
+        ("level", "level"), ("at_risk_since", "at_risk_since"), ("renewal_date", "renewal_date"), ("arr", "arr"),
         ("troubles", "troubles"), ("reasons", _reasons),
     ),
     "matches": (

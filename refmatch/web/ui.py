@@ -391,6 +391,8 @@ def at_risk() -> Page:
     state().bring_risk_current()
     if wants_file():
         return download(tables.at_risk(svc, level or None))
+    if request.args.get("view") != "peers":
+        return _at_risk_table(svc, level, page)
     items, total, shown_level = risk_service.at_risk_page(
         svc, level=level or None, limit=RISK_PER_PAGE, offset=_offset(page, RISK_PER_PAGE)
     )
@@ -474,6 +476,34 @@ def outcomes_page() -> Page:
         ),
     }
     return render_template("outcomes.html", r=report, charts=charts)
+
+
+AT_RISK_PAGE_SIZES = (25, 50, 100, 200)
+
+
+def _at_risk_table(svc: Any, level: str, page: int) -> Page:
+    """The at-risk accounts as a table: sortable by risk, ARR, renewal date or name, searchable, page sizes."""
+    sort = request.args.get("sort", "risk")
+    sort = sort if sort in risk_service.AT_RISK_SORTS else "risk"
+    order = request.args.get("order", "")
+    descending = {"asc": False, "desc": True}.get(order)
+    try:
+        per = int(request.args.get("per", AT_RISK_PAGE_SIZES[0]))
+    except ValueError:
+        per = AT_RISK_PAGE_SIZES[0]
+    per = per if per in AT_RISK_PAGE_SIZES else AT_RISK_PAGE_SIZES[0]
+    q = request.args.get("q", "").strip()[:100]
+    items, total, shown_level = risk_service.at_risk_table(
+        svc, level=level or None, sort=sort, descending=descending, q=q or None, limit=per, offset=_offset(page, per)
+    )
+    default_down = sort in ("risk", "arr")
+    down = default_down if descending is None else descending
+    counts = risk_service.risk_list(svc, limit=1).counts
+    chart = bars(list(counts), [("accounts", list(counts.values()))], title="Scored accounts by risk level")
+    return render_template(
+        "at_risk_table.html", items=items, level=shown_level, sort=sort, down=down, per=per, q=q,
+        sizes=AT_RISK_PAGE_SIZES, pager=pager(total, page, per), total=total, counts=counts, chart=chart,
+    )  # fmt: skip
 
 
 @bp.get("/onboarding")
