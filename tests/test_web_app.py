@@ -222,3 +222,21 @@ def test_readiness_reports_a_database_that_cannot_be_written(world, monkeypatch)
     monkeypatch.undo()
     assert app.test_client().get("/readyz").get_json()["status"] == "ready"
     app.extensions["refmatch"].service.close()
+
+
+def test_json_and_downloads_are_compressed_pages_are_not(app, tokens):
+    import gzip
+
+    from flask.testing import FlaskClient
+
+    raw = FlaskClient(app, use_cookies=True)
+    zipped = {"Accept-Encoding": "gzip"}
+    answer = raw.get("/api/v1/accounts?limit=100", headers={**tokens["sales"], **zipped})
+    assert answer.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in answer.headers["Vary"]
+    assert json.loads(gzip.decompress(answer.get_data()))["total"] >= 10
+    csv = raw.get("/api/v1/exports/advocates", headers={**tokens["sales"], **zipped})
+    assert len(raw.get("/api/v1/exports/advocates", headers=tokens["sales"]).get_data()) > 1024, "too small to compress"
+    assert csv.headers["Content-Encoding"] == "gzip" and gzip.decompress(csv.get_data()).startswith(b"external_id,")
+    login(raw, "sales")
+    page = raw.get("/accounts", headers=zipped)  # holds the CSRF token: never compressed (BREACH)
+    assert page.status_code == 200 and "Content-Encoding" not in page.headers

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g
+from flask_compress import Compress
 
 from refmatch.config import Settings, load_settings
 from refmatch.web import api, auth, errors, slack, ui
@@ -67,6 +68,9 @@ def _settings(value: Any) -> Settings:
     return load_settings(value if isinstance(value, Mapping) else None)
 
 
+COMPRESSED = ["application/json", "text/csv"]
+
+
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. ``test_config`` overrides Flask's config and refmatch's (``REFMATCH_*`` keys above)."""
     app = Flask(__name__)
@@ -85,6 +89,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     service = SharedService(settings, encoder=app.config["REFMATCH_ENCODER"])
     app.extensions["refmatch"] = WebState(service)
 
+    # compressed when the client accepts it: the API's JSON and CSV downloads (static files are sent as they
+    # are, and cached). Not the
+    # HTML pages: they hold the session's CSRF token beside text a request can choose (a search), the mix a
+    # BREACH attack reads through compressed sizes.
+    app.config.setdefault("COMPRESS_MIMETYPES", COMPRESSED)
+    app.config.setdefault("COMPRESS_MIN_SIZE", 1024)
+    Compress(app)
     errors.register(app)
     app.before_request(ui.upload_limit)  # before the sign-in and CSRF checks read the body
     auth.register(app)
