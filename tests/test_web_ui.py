@@ -180,7 +180,7 @@ def test_account_page_shows_profile_needs_and_explained_matches(client):
     assert '<label for="req-1-type">Reference type</label>' in html
     assert '<label for="req-1-note">Note for the reference manager</label>' in html
     assert "Override reason" not in html  # sales cannot override
-    mentor = text(client.get("/accounts/P1?purpose=mentor"))
+    mentor = text(client.get("/accounts/C1?purpose=mentor"))
     assert '<option value="mentor" selected>' in mentor
 
 
@@ -467,3 +467,29 @@ def test_asking_twice_for_the_same_advocate_is_refused_on_the_page(client):
     again = request_reference(client)
     assert again.status_code == 409
     assert "duplicate: request #" in text(again) and "is still requested" in text(again)
+
+
+def test_account_page_keeps_engine_internals_from_reps_and_ended_blackouts_away(client, world):
+    from tests.conftest import advocate, write_csv
+
+    login(client, "sales")
+    html = text(client.get("/accounts/P1"))
+    assert "eligible advocates" in html and "data version" not in html and "model " not in html
+    login(client, "manager")
+    assert "data version" in text(client.get("/accounts/P1"))  # the people who run it still see what ran
+    assert "Blackout until</dt><dd>2999-01-01" in text(client.get("/accounts/A6"))
+    world.import_file(
+        "advocates",
+        write_csv(world.settings.db_path.parent / "ended.csv", [advocate("A6", blackout_until="2020-01-01")]),
+    )
+    assert "Blackout until" not in text(client.get("/accounts/A6"))
+    assert "2020-01-01" not in text(client.get("/advocates?q=A6"))
+
+
+def test_a_prospects_purpose_menu_offers_only_references(client):
+    login(client, "sales")
+    prospect = text(client.get("/accounts/P1?purpose=retention"))  # not for a prospect: its references instead
+    menu = re.search(r'<select id="purpose" name="purpose">(.*?)</select>', prospect, re.S).group(1)
+    assert re.findall(r'<option value="([^"]+)"', menu) == ["reference"] and " selected" in menu
+    customer = re.search(r'<select id="purpose" name="purpose">(.*?)</select>', text(client.get("/accounts/C1")), re.S)
+    assert re.findall(r'<option value="([^"]+)"', customer.group(1)) == ["reference", "mentor", "retention"]

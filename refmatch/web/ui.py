@@ -21,7 +21,7 @@ from refmatch.app import requests as workflow
 from refmatch.app import risk as risk_service
 from refmatch.app.notify import outbox
 from refmatch.app.notify import prefs as notify_prefs
-from refmatch.domain import limits, vocabulary
+from refmatch.domain import clock, limits, vocabulary
 from refmatch.domain.errors import Forbidden, InvalidInput, RefmatchError
 from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, PURPOSES
 from refmatch.risk import LEVELS
@@ -105,6 +105,7 @@ def _globals() -> dict[str, Any]:
         "VERBS": workflow.VERBS,
         "LEVELS": LEVELS,
         "OPEN_STATES": queries.OPEN_STATES,
+        "today": lambda: clock.today().isoformat(),  # a blackout that ended is not shown
         "sparkline": sparkline,
         "download_url": download_url,
     }
@@ -270,7 +271,9 @@ def _account_page(
     user = _user()
     contacts = workflow.can_see_contact(user, None)
     account = queries.get_account(svc, external_id, include_contact=contacts)
-    purpose = purpose if purpose in PURPOSES else _default_purpose(account["stage"])
+    # a prospect asks for references; mentors and retention peers are for customers (Service._fits)
+    purposes = ("reference",) if account["stage"] == svc.settings.stages[0] else PURPOSES
+    purpose = purpose if purpose and purpose in purposes else _default_purpose(account["stage"])
     result, match_error = None, None
     try:
         result = svc.match_account(external_id, purpose=purpose)
@@ -286,6 +289,7 @@ def _account_page(
         "account.html",
         account=account,
         purpose=purpose,
+        purposes=purposes,
         result=result.as_dict() if result else None,
         eligible=result.eligible if result else 0,
         match_error=match_error,
