@@ -241,3 +241,13 @@ def test_the_lexical_component_scores_the_words_met_needs_share(world):
     off = world.match_account("P1", k=3)
     assert all(m.components["lexical"] == 0.0 for m in off.matches)
     assert not any(r.startswith("their met needs use") for m in off.matches for r in m.reasons)
+
+
+def test_a_shortened_need_is_cut_between_words():
+    from refmatch.match.scoring import _short
+
+    assert _short("short enough") == "short enough"
+    cut = _short("Cross-dock inbound pallets onto outbound trailers without putting them away first")
+    assert cut == "Cross-dock inbound pallets onto outbound trailers without…" and len(cut) <= 60
+    assert _short("x" * 80) == "x" * 59 + "…"  # one long word: cut in it
+    assert _short("a" * 58 + " bb") == "a" * 58 + "…"

@@ -171,8 +171,13 @@ def take(cands: Candidates, keep: np.ndarray) -> Candidates:
 
 
 def _short(text: str, limit: int = 60) -> str:
+    """At most ``limit`` characters, cut between words (a word longer than that is cut in it)."""
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    cut = head.rsplit(" ", 1)[0] if " " in head and text[limit - 1] != " " else head
+    return cut.rstrip(" ,;:") + "…"
 
 
 def _months_between(start: str, today: date) -> int:
