@@ -78,6 +78,8 @@ def test_groupings_options_and_errors(planted):
         forecast(planted, quarters=0)
     with pytest.raises(InvalidInput, match="as_of: "):
         forecast(planted, today="next week")
+    with pytest.raises(InvalidInput, match="as_of: a day from 1900-01-01"):
+        forecast(planted, today="0001-01-08")  # four quarters back would leave the calendar
     assert [q.label for q in quarters_from(__import__("datetime").date(2026, 11, 30), 3)] == [
         "2026-Q4", "2027-Q1", "2027-Q2",
     ]  # fmt: skip

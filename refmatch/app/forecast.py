@@ -41,6 +41,7 @@ from refmatch.match.eligibility import capacity_of
 
 DIMENSIONS = ("industry", "product", "region")
 MAX_QUARTERS = 12
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9000, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,8 @@ def forecast(
         if not isinstance(value, int) or not 1 <= value <= MAX_QUARTERS:
             raise InvalidInput(f"{name}: a whole number of quarters from 1 to {MAX_QUARTERS}, got {value!r}")
     today = parse_day(today, "as_of") if today else clock.today()
+    if not FIRST_DAY <= today <= LAST_DAY:  # the lookback and the horizon must stay inside the calendar
+        raise InvalidInput(f"as_of: a day from {FIRST_DAY} to {LAST_DAY}, got {today.isoformat()!r}")
     catalog = service.catalog(today)
     settings = service.settings
     horizon = quarters_from(today, quarters)

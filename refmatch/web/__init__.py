@@ -95,6 +95,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # BREACH attack reads through compressed sizes.
     app.config.setdefault("COMPRESS_MIMETYPES", COMPRESSED)
     app.config.setdefault("COMPRESS_MIN_SIZE", 1024)
+    app.config.setdefault("COMPRESS_ALGORITHM", ["gzip"])  # every HTTP client decodes it (zstd and br: not all)
     Compress(app)
     errors.register(app)
     app.before_request(ui.upload_limit)  # before the sign-in and CSRF checks read the body
