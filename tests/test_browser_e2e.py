@@ -154,19 +154,13 @@ def test_request_and_approve_a_reference_in_the_browser(browser, demo_server):
     assert int(charts.first.get_attribute("data-points")) > 0 and page.locator("svg.chart rect.mark").count() > 0
     assert charts.first.bounding_box()["height"] > 50
     page.screenshot(path=str(ARTIFACTS / "forecast.png"), full_page=True)
-    with page.expect_download() as download_info:
-        page.get_by_role("link", name="Download the forecast as CSV").click()
-    with open(download_info.value.path(), encoding="utf-8", newline="") as handle:
-        segments = list(csv.DictReader(handle))
+    segments = downloaded_rows(page, "Download the forecast as CSV")
     assert segments and {"industry", "runs_dry", "shortfall"} <= set(segments[0])
     page.get_by_role("link", name="Outcomes").click()
     expect(page.locator("svg.chart").first).to_be_visible()
     assert page.locator("svg.chart").count() == 2 and page.locator("svg.chart rect.mark").count() > 2
     page.screenshot(path=str(ARTIFACTS / "outcomes.png"), full_page=True)
-    with page.expect_download() as download_info:
-        page.get_by_role("link", name="Download the quarters as CSV").click()
-    with open(download_info.value.path(), encoding="utf-8", newline="") as handle:
-        quarters = list(csv.DictReader(handle))
+    quarters = downloaded_rows(page, "Download the quarters as CSV")
     assert quarters and {"quarter", "won", "influenced_arr"} <= set(quarters[0])
 
     # the same account page on a phone-sized screen
@@ -188,6 +182,14 @@ def test_request_and_approve_a_reference_in_the_browser(browser, demo_server):
     small.screenshot(path=str(ARTIFACTS / "at_risk_phone.png"), full_page=True)
     phone.close()
     context.close()
+
+
+def downloaded_rows(page, link: str) -> list[dict[str, str]]:
+    """The rows of the CSV file that the link named ``link`` downloads."""
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name=link).click()
+    with open(download_info.value.path(), encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 def api(base: str, path: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict]:
