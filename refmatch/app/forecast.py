@@ -164,9 +164,6 @@ def forecast(
     settings = service.settings
     horizon = quarters_from(today, quarters)
 
-    def keys(row: int) -> list[tuple[str, ...]]:
-        return _keys(catalog, row, dims)
-
     # demand: the run rate of past quarters and the open pipeline
     first = clock.quarter_start(today)
     since = quarters_from(first - timedelta(days=92 * lookback), lookback + 2)
@@ -184,13 +181,13 @@ def forecast(
         except KeyError:  # an account removed since
             continue
         seekers.add(seeker_id)
-        for key in keys(row):
+        for key in _keys(catalog, row, dims):
             asked[key] += 1
     per_prospect = len(rows) / len(seekers) if seekers else 1.0
     open_needs = np.diff(catalog.open_need_start)
     prospects: dict[tuple[str, ...], int] = defaultdict(int)
     for row in np.flatnonzero((catalog.stage_rank == 0) & (open_needs > 0)).tolist():
-        for key in keys(row):
+        for key in _keys(catalog, row, dims):
             prospects[key] += 1
 
     # capacity: who could serve each segment, and in which quarters
@@ -207,7 +204,7 @@ def forecast(
     for row in np.flatnonzero(serving).tolist():
         free = np.where(catalog.blackout_until[row] <= np.maximum(starts, today.toordinal()), int(capacity[row]), 0)
         free[0] = max(0, int(capacity[row]) - int(catalog.used_quarter[row])) if free[0] else 0
-        for key in keys(row):
+        for key in _keys(catalog, row, dims):
             slots[key] += free
             advocates[key] += 1
 
