@@ -95,11 +95,16 @@ def test_request_and_approve_a_reference_in_the_browser(browser, demo_server):
     advocate_name = match.locator("h3 a").inner_text()
     page.screenshot(path=str(ARTIFACTS / "account_page.png"), full_page=True)
 
+    # one "Request" action per match opens its form; the form is hidden until then
+    expect(match.get_by_label("Reference type")).to_be_hidden()
+    assert page.locator("li.match form.request-form:visible").count() == 0
+    match.locator("details.request > summary").click()
     match.get_by_label("Reference type").select_option("call")
     match.get_by_label("Note for the reference manager").fill("Evaluating Flow WMS; a call with their ops lead.")
-    match.get_by_role("button", name="Request reference").click()
+    match.get_by_role("button", name=f"Send request to {advocate_name}").click()
     flash = page.locator("p.flash")
     expect(flash).to_contain_text(f"sent to {advocate_name}")
+    expect(flash).to_be_focused()  # what the submit did is where the focus lands, so it is read out
     request_id = re.search(r"#(\d+)", flash.inner_text()).group(1)
     sign_out(page)
 
@@ -203,6 +208,122 @@ def api(base: str, path: str, token: str | None = None, body: dict | None = None
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+# every page a signed-in admin can open (an admin sees them all), and what a POST shows
+A11Y_PAGES = (
+    "/",
+    "/accounts",
+    "/accounts/{seeker}",
+    "/accounts/{advocate}",  # an advocate's page: its load, its health over time
+    "/at-risk",
+    "/at-risk?view=peers",
+    "/onboarding",
+    "/match",
+    "/requests",
+    "/requests/1",
+    "/advocates",
+    "/forecast",
+    "/outcomes",
+    "/runs",
+    "/import",
+    "/notifications",
+)
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
+
+
+def axe_violations(page) -> list[str]:
+    """axe-core's findings on the page (WCAG 2.1 A and AA and best practice), one line each."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    found = Axe().run(page, options={"runOnly": {"type": "tag", "values": AXE_TAGS}}).response["violations"]
+    return [f"{v['id']} ({v['impact']}): {len(v['nodes'])}, e.g. {v['nodes'][0]['target']}" for v in found]
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two computed CSS colours ("rgb(r, g, b)")."""
+
+    def luminance(css: str) -> float:
+        channels = [int(x) / 255 for x in re.findall(r"\d+", css)[:3]]
+        r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_every_page_is_accessible_and_reflows(browser, demo_server):
+    """axe-core finds nothing on any page; no page scrolls sideways at 320 px or at 200% zoom;
+    the focus ring and input borders stand out at 3:1; forced-colours mode keeps buttons and bars."""
+    from playwright.sync_api import expect
+
+    base = demo_server
+    case = next(c for c in KNOWN if c.get("purpose", "reference") == "reference")
+    pages = [p.format(seeker=case["seeker"], advocate=case["advocate"]) for p in A11Y_PAGES]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(base + "/login")
+    assert axe_violations(page) == [], "/login"
+    sign_in(page, base, "admin")
+    # an import refused for a bad row: its page lists what to fix (and nothing is written)
+    bad_file = ARTIFACTS / "bad-accounts.csv"
+    ARTIFACTS.mkdir(exist_ok=True)
+    bad_file.write_text("external_id,name,employees\nA11Y-1,Axe Freight,lots\n", encoding="utf-8")
+    page.goto(base + "/import")
+    page.get_by_label("What the file holds").select_option("accounts")
+    page.get_by_label("File to import").set_input_files(str(bad_file))
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.locator("#import-status")).to_have_attribute("data-status", "failed", timeout=60_000)
+    pages.append(page.url.removeprefix(base))
+    for path in pages:
+        page.goto(base + path)
+        assert axe_violations(page) == [], path
+    # what the forms show once used: ad-hoc matches, and a match's request form opened
+    page.goto(base + "/match")
+    page.get_by_label("Prospect description").fill("A freight forwarder moving its warehouses onto a new WMS")
+    page.get_by_label("Flow WMS").check()
+    page.get_by_role("button", name="Find matches").click()
+    expect(page.locator("li.match").first).to_be_visible()
+    page.locator("li.match details.request summary").first.click()
+    assert axe_violations(page) == [], "/match with results and a request form open"
+    # 3:1 for the focus ring against the page and for input borders against the input
+    page.goto(base + "/accounts")
+    search = page.get_by_role("searchbox", name="Search")
+    look = search.evaluate("e => [getComputedStyle(e).borderTopColor, getComputedStyle(e).backgroundColor]")
+    assert contrast(*look) >= 3, f"input border {look[0]} on {look[1]}"
+    search.focus()
+    ring = search.evaluate("e => getComputedStyle(e).outlineColor")
+    behind = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert contrast(ring, behind) >= 3, f"focus ring {ring} on {behind}"
+    context.close()
+
+    # reflow: 320 CSS px (WCAG 1.4.10) and a 1280 px window at 200% zoom
+    for width, height, scale in ((320, 640, 1), (640, 450, 2)):
+        narrow = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=scale)
+        small = narrow.new_page()
+        sign_in(small, base, "admin")
+        for path in pages:
+            small.goto(base + path)
+            scroll = small.evaluate("document.documentElement.scrollWidth")
+            assert scroll <= width, f"{path} scrolls sideways at {width} px ({scroll} px)"
+        narrow.close()
+
+    # forced colours (Windows high contrast): buttons keep a border, bars keep their fill
+    forced = browser.new_context(viewport={"width": 1280, "height": 900}, forced_colors="active")
+    page = forced.new_page()
+    sign_in(page, base, "admin")
+    page.goto(base + "/accounts")
+    button = page.get_by_role("button", name="Filter")
+    border = button.evaluate(
+        "e => [getComputedStyle(e).borderTopStyle, parseFloat(getComputedStyle(e).borderTopWidth)]"
+    )
+    assert border[0] != "none" and border[1] >= 1, f"a button has no border in forced colours: {border}"
+    page.goto(base + "/advocates")
+    fill = page.locator('[role="meter"] > span').first.evaluate(
+        "e => [getComputedStyle(e).backgroundColor, getComputedStyle(e.parentElement).backgroundColor]"
+    )
+    assert fill[0] != fill[1] and fill[0] != "rgba(0, 0, 0, 0)", f"a bar's fill vanishes in forced colours: {fill}"
+    forced.close()
 
 
 def test_api_over_the_real_server(demo_dir, demo_server):

@@ -182,6 +182,12 @@ def test_at_risk_page_shows_reasons_trend_and_peers(client):
         assert 'name="csrf_token"' in form and 'name="purpose" value="retention"' in form
         assert 'name="reference_type" value="peer_call"' in form and "Request peer call" in form
     assert '<option value="medium" selected>' in html
+    # each peer-call button names the peer and the account: a screen reader tells them apart
+    names = [
+        re.sub(r"<[^>]+>", "", b) for b in re.findall(r'<button type="submit">(Request peer call.*?)</button>', html)
+    ]
+    assert names and len(set(names)) == len(names) and all(" with " in n and " for " in n for n in names)
+    assert "Request peer call with" in names[0] and 'class="quick-request" aria-label' not in html
     # every input has a label
     ids = set(re.findall(r'<label for="([^"]+)"', html))
     for tag in re.findall(r"<(?:input|select|textarea)\b[^>]*>", html):
@@ -288,3 +294,21 @@ def test_sparkline_is_an_svg_polyline():
     assert "<polyline" in str(sparkline([["2025-01-01", 50.0]], "Flat"))
     assert "<svg" not in str(sparkline([], "None"))
     assert "&lt;b&gt;" in str(sparkline([["2025-01-01", 1.0]], "<b>"))
+
+
+def test_account_page_charts_health_over_time_with_the_stretch_at_risk(client):
+    login(client, "cs")
+    html = text(client.get("/accounts/A9"))
+    section = re.search(r'<section class="card" aria-labelledby="trend-h">.*?</section>', html, re.S).group(0)
+    assert '<h2 id="trend-h">Health over time</h2>' in section
+    svg = re.search(r'<svg class="chart".*?</svg>', section, re.S).group(0)
+    assert 'data-points="2"' in svg and "<title id=" in svg and "with the stretches at risk shaded" in svg
+    assert re.findall(r"<title>health, [\d-]+: (\d+)</title>", svg) == ["80", "30"]
+    band = re.search(r'<rect class="band" x="([\d.]+)"[^>]*><title>at risk from ([\d-]+) to now', svg)
+    assert band and float(band.group(1)) > 40  # entered after the first point, so it starts inside the plot
+    # the same numbers as a table, and the stretch in words
+    rows = re.findall(r"<tr><td>([\d-]+)</td><td>(\d+)</td></tr>", section)
+    assert [v for _, v in rows] == ["80", "30"]
+    assert "Stretches at risk" in section and "to now" in section and "open" in section
+    # an account with no signals draws no chart
+    assert 'aria-labelledby="trend-h"' not in text(client.get("/accounts/A1"))

@@ -200,6 +200,8 @@ def test_request_a_reference_from_the_account_page(client):
     detail = client.get(response.headers["Location"])
     html = text(detail)
     assert "Reference request #1 sent to Company A1" in html
+    # the confirmation takes the focus, so a screen reader reads it out after the submit
+    assert re.search(r'<p class="flash [^"]*" role="status" tabindex="-1" autofocus>Reference request #1', html)
     assert "big deal" in html and 'class="badge status-requested"' in html
     assert "Cancel" in html and "Approve" not in html  # the requester may only cancel
 
@@ -214,6 +216,12 @@ def test_refused_request_shows_the_error_beside_its_form(client):
     )
     assert "does not offer logo" in form and "logos please" in form
     assert '<option value="logo" selected>' in form
+    # the one form that failed comes back open, its summary of problems focused; the others stay closed
+    assert '<details class="request" open>' in form
+    assert re.search(
+        r'<p class="form-error" role="alert" tabindex="-1" autofocus>Not sent: [^<]*does not offer logo', form
+    )
+    assert html.count('<details class="request" open>') == 1 and html.count("autofocus") == 1
     bad = request_reference(client, reference_type="fax")
     assert bad.status_code == 400
     assert 'id="req-1-type-error"' in text(bad) and "must be one of call" in text(bad)
@@ -233,6 +241,15 @@ def test_adhoc_match_form(client):
     html = text(result)
     assert "Matches for Harbour" in html and len(re.findall(r'<li class="match"', html)) == 2
     assert 'action="/match/request"' in html
+    # industry, region and products are chosen from the values the accounts hold
+    industries = re.search(r'<select id="industry" name="industry">(.*?)</select>', page, re.S).group(1)
+    assert re.findall(r'<option value="([^"]*)"', industries)[0] == "" and '<option value="Logistics">' in industries
+    boxes = re.findall(r'<input type="checkbox" id="product-\d+" name="products" value="([^"]+)"', page)
+    assert "Flow WMS" in boxes and boxes == sorted(boxes)
+    ticked = post_form(client, "/match", {"text": "warehouses", "products": ["Flow WMS", boxes[-1]], "k": "1"})
+    assert ticked.status_code == 200
+    checked = re.findall(r'name="products" value="([^"]+)" checked', text(ticked))
+    assert checked == sorted({"Flow WMS", boxes[-1]})
 
 
 def test_adhoc_match_errors_are_beside_the_fields(client):

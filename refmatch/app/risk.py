@@ -319,24 +319,41 @@ def renewal_dates(service: Service, external_ids: list[str]) -> dict[str, str | 
     return {e: d or None for e, d in rows}
 
 
-def trends(service: Service, external_ids: list[str], points: int = 30) -> dict[str, dict[str, Any]]:
-    """{external_id: {"kind", "points": [[date, value], ...]}}: the latest ``points`` of health (else usage)."""
-    if not external_ids:
-        return {}
+def _signal_points(
+    service: Service, external_ids: list[str], kinds: tuple[str, ...]
+) -> dict[str, dict[str, list[list[Any]]]]:
+    """{external_id: {kind: [[date, value], ...] oldest first}} for the signals of ``kinds``."""
     found: dict[str, dict[str, list[list[Any]]]] = {}
+    if not external_ids:
+        return found
     rows = service.conn.execute(
         "SELECT a.external_id, s.kind, s.observed_on, s.value FROM signals s JOIN accounts a ON a.id = s.account_id "
-        f"WHERE a.external_id IN ({_marks(external_ids)}) AND s.kind IN ({_marks(list(TREND_KINDS))}) "
+        f"WHERE a.external_id IN ({_marks(external_ids)}) AND s.kind IN ({_marks(list(kinds))}) "
         "ORDER BY s.observed_on",
-        [*external_ids, *TREND_KINDS],
+        [*external_ids, *kinds],
     )
     for external_id, kind, day, value in rows:
         found.setdefault(external_id, {}).setdefault(kind, []).append([day, float(value)])
+    return found
+
+
+def trends(service: Service, external_ids: list[str], points: int = 30) -> dict[str, dict[str, Any]]:
+    """{external_id: {"kind", "points": [[date, value], ...]}}: the latest ``points`` of health (else usage)."""
     out = {}
-    for external_id, kinds in found.items():
+    for external_id, kinds in _signal_points(service, external_ids, TREND_KINDS).items():
         kind = next(k for k in TREND_KINDS if k in kinds)
         out[external_id] = {"kind": kind, "points": kinds[kind][-points:]}
     return out
+
+
+def timeline(service: Service, external_id: str, points: int = 24) -> dict[str, Any]:
+    """An account's health and usage over time (the latest ``points`` of each) and the stretches
+    it was at risk (its episodes, oldest first): what the account page charts."""
+    kinds = _signal_points(service, [external_id], TREND_KINDS).get(external_id, {})
+    return {
+        "signals": {kind: kinds[kind][-points:] for kind in TREND_KINDS if kind in kinds},
+        "episodes": episodes(service, external_id=external_id)[::-1],
+    }
 
 
 AT_RISK_MAX_LIMIT = 100  # each account of a page is matched: pages stay small

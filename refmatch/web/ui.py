@@ -26,7 +26,7 @@ from refmatch.domain.errors import Forbidden, InvalidInput, RefmatchError
 from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, PURPOSES
 from refmatch.risk import LEVELS
 from refmatch.web.auth import current_user, safe_next, sign_in, sign_out
-from refmatch.web.charts import bars
+from refmatch.web.charts import bars, lines
 from refmatch.web.errors import field_errors, status_of
 from refmatch.web.files import file_response, run_table
 from refmatch.web.state import SharedService, WebState
@@ -259,6 +259,30 @@ def _default_purpose(stage: str) -> str:
     return "mentor" if stage == "onboarding" else "reference"
 
 
+def _timeline_view(name: str, timeline: dict[str, Any]) -> dict[str, Any] | None:
+    """The account's health and usage over time as a chart, the same numbers as rows, and its
+    stretches at risk (the chart shades them)."""
+    signals = timeline["signals"]
+    if not signals:
+        return None
+    days = sorted({day for points in signals.values() for day, _ in points})
+    by_kind = {kind: dict((day, value) for day, value in points) for kind, points in signals.items()}
+    stretches = [
+        (e["entered_on"], e["ended_on"] or "", f"at risk from {e['entered_on']} to {e['ended_on'] or 'now'} "
+         f"({e['peak_level']} at worst; {e['outcome']})")
+        for e in timeline["episodes"]
+        if (e["ended_on"] or days[-1]) >= days[0]
+    ]  # fmt: skip
+    chart = lines(
+        days,
+        [(kind, [by_kind[kind].get(day) for day in days]) for kind in signals],
+        title=f"{' and '.join(k.capitalize() for k in signals)} of {name} over time, with the stretches at risk shaded",
+        bands=stretches,
+    )
+    rows = [{"day": day, **{kind: by_kind[kind].get(day) for kind in signals}} for day in days]
+    return {"chart": chart, "kinds": list(signals), "rows": rows, "episodes": timeline["episodes"]}
+
+
 def _account_page(
     external_id: str,
     *,
@@ -281,6 +305,7 @@ def _account_page(
         match_error = exc.message
     state().bring_risk_current()
     risk = risk_service.risk_of(svc, external_id)
+    timeline = risk_service.timeline(svc, external_id)
     recent: list[Any] = []
     recent_total = 0
     if account["advocate"]:
@@ -297,6 +322,7 @@ def _account_page(
         recent=recent,
         recent_total=recent_total,
         risk=risk,
+        timeline=_timeline_view(account["name"], timeline),
         **_terms(external_id, user, terms_errors),
     )
     return page, status
@@ -555,8 +581,8 @@ def _adhoc_args(form: dict[str, str]) -> dict[str, Any]:
 def match() -> Page:
     svc = service()
     form = {k: request.form.get(k, "").strip() for k in MATCH_FORM}
-    form.setdefault("name", "")
-    context: dict[str, Any] = {"form": form, "errors": {}, "result": None, "stages": svc.settings.stages}
+    form["products"] = ";".join(p.strip() for p in request.form.getlist("products") if p.strip())  # the ticked boxes
+    context: dict[str, Any] = {"form": form, "errors": {}, "result": None, "facets": queries.facets(svc)}
     if request.method in ("GET", "HEAD"):
         return render_template("match.html", **context)
     try:
@@ -578,7 +604,7 @@ def adhoc_request() -> Page:
     except RefmatchError as exc:
         flash(f"Request refused: {exc.message}", "error")
         return render_template("match.html", form={k: "" for k in MATCH_FORM}, errors={}, result=None,
-                               stages=service().settings.stages), status_of(exc)  # fmt: skip
+                               facets=queries.facets(service())), status_of(exc)  # fmt: skip
     flash(f"Reference request #{view.id} sent to {view.advocate['name']}.")
     return redirect(url_for("ui.request_detail", request_id=view.id))
 
