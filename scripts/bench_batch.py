@@ -160,13 +160,19 @@ def batch_phase(args) -> None:
         line["peak_rss_mb"] = round(peak_rss_mb(), 1)
         print(json.dumps(line), flush=True)
 
+    from refmatch.batch.executors import executor_for
+
     t0 = time.perf_counter()
-    run = run_batch(service, params, hooks=Hooks(on_stage=on_stage))
+    executor = executor_for(args.executor, workers=args.workers)  # Ray's start-up counts: a user waits for it too
+    try:
+        run = run_batch(service, params, hooks=Hooks(on_stage=on_stage), executor=executor)
+    finally:
+        executor.close()
     wall = time.perf_counter() - t0
     report = run.report or {}
     print(json.dumps({
         "phase": "batch", "stage": "total", "seekers": run.seekers, "advocates": args.advocates,
-        "mode": params.mode, "k": args.k, "depth": args.depth, "seconds": round(wall, 1),
+        "mode": params.mode, "k": args.k, "depth": args.depth, "executor": args.executor, "seconds": round(wall, 1),
         "seekers_per_s": round(run.seekers / wall, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
         "coverage": report.get("coverage"), "coverable": report.get("coverable"), "compared": report.get("compared"),
         "score": report.get("score"),
@@ -214,6 +220,8 @@ def main() -> None:
         help="coverage: a first match for every seeker before a second for any [coverage]",
     )
     parser.add_argument("--out", help="also export the run (e.g. /tmp/run.csv)")
+    parser.add_argument("--executor", choices=["in-process", "ray"], default="in-process", help="[in-process]")
+    parser.add_argument("--workers", type=int, help="Ray actors (--executor ray) [the CPUs]")
     parser.add_argument("--hnsw-threshold", type=int, help="index size above which HNSW is built [the setting's]")
     parser.add_argument("--workdir", help="keep (and reuse) the generated database and indexes here")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="for --embed-sample")
@@ -263,6 +271,7 @@ def main() -> None:
             batch.append("--greedy")
         if args.out:
             batch += ["--out", args.out]
+        batch += ["--executor", args.executor] + (["--workers", str(args.workers)] if args.workers else [])
         subprocess.run(batch, check=True)
         if args.sample:
             subprocess.run(

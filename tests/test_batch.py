@@ -503,3 +503,76 @@ def data_version_of(svc):
     from refmatch.store import data_version
 
     return data_version(svc.conn)
+
+
+# -- executors: the same run in process and on Ray ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_executor():
+    """A local Ray of two CPUs (as CI's machine has), started once for these tests."""
+    pytest.importorskip("ray")
+    from refmatch.batch.executors import RayExecutor
+
+    executor = RayExecutor(workers=2)
+    yield executor
+    executor.close()
+
+
+def test_a_run_on_ray_exports_the_same_bytes_as_in_process(world, tmp_path, ray_executor):
+    here = run_batch(world, params(partition_size=1, out=str(tmp_path / "here.csv")))
+    there = run_batch(world, params(partition_size=1, out=str(tmp_path / "there.csv")), executor=ray_executor)
+    assert there.status == "done" and there.partitions > 2  # several partitions, spread over two actors
+    here_rows, there_rows = ((tmp_path / f).read_bytes().split(b"\r\n") for f in ("here.csv", "there.csv"))
+    assert [r.split(b",", 1)[-1] for r in there_rows] == [r.split(b",", 1)[-1] for r in here_rows]  # all but run_id
+    assert len(here_rows) > 5 and there_rows[1].startswith(f"{there.id},".encode())
+    assert results(world.conn, there.id) == results(world.conn, here.id) and there.report == here.report
+
+
+def test_a_run_that_failed_on_ray_resumes_in_process_to_the_same_end(crowd, ray_executor):
+    whole = run_batch(crowd, params(purpose="reference", k=2, partition_size=3))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_batch(
+            crowd,
+            params(purpose="reference", k=2, partition_size=3),
+            hooks=crash_after("search", 1),
+            executor=ray_executor,
+        )
+    broken = list_runs(crowd.conn)[0]
+    assert broken.status == "failed"
+    saved = crowd.conn.execute(
+        "SELECT count(*) FROM batch_partitions WHERE run_id = ? AND phase = 'search'", (broken.id,)
+    ).fetchone()[0]
+    assert saved >= 1  # what finished before the crash is kept: the resume does only the rest
+    done = resume_batch(crowd, broken.id)
+    assert results(crowd.conn, done.id) == results(crowd.conn, whole.id) and done.report == whole.report
+
+
+def test_ray_refuses_an_index_rebuilt_since_the_run_started(world):
+    from refmatch.batch.job import _Loaded, _RunIndexes
+
+    run = run_batch(world, params())
+    run.index_versions["needs"]["sha256"] = "0" * 64  # as if the file had been rebuilt since
+    with pytest.raises(StaleIndex, match="changed since this run started"):
+        _RunIndexes(world, run, _Loaded(None)).blobs()
+
+
+def test_what_travels_to_workers_carries_no_secret(world):
+    from dataclasses import replace
+
+    from refmatch.batch.executors import without_secrets
+
+    secret = replace(world.settings, smtp_password="hunter2", webhook_secret="whsec", slack_bot_token="xoxb")
+    clean = without_secrets(secret)
+    assert "hunter2" not in repr(vars(clean)) and clean.smtp_password == "" and clean.slack_bot_token == ""
+    assert clean.w_need == secret.w_need and clean.db_path == secret.db_path
+
+
+def test_executor_choice_is_checked():
+    from refmatch.batch.executors import InProcess, executor_for
+
+    assert isinstance(executor_for("in-process"), InProcess)
+    with pytest.raises(InvalidInput, match="executor: must be one of in-process, ray"):
+        executor_for("spark")
+    with pytest.raises(InvalidInput, match="need --executor ray"):
+        executor_for("in-process", address="ray://head:10001")

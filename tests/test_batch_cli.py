@@ -130,3 +130,19 @@ def test_a_locked_database_is_refused(run, tmp_path):
         locked = run("batch", "-q")
     assert locked.exit_code == 1
     assert locked.output.startswith("Error: another batch run is in progress (lock ")
+
+
+def test_the_executor_is_chosen_on_the_command_line(run, tmp_path):
+    wrong = run("batch", "-q", "--workers", "2")
+    assert wrong.exit_code != 0 and "--address and --workers need --executor ray" in wrong.output
+    pytest.importorskip("ray")
+    here = run("batch", "-q", "--as-of", "2026-01-05", "--out", str(tmp_path / "here.jsonl"))
+    there = run("batch", "-q", "--as-of", "2026-01-05", "--executor", "ray", "--workers", "2",
+                "--out", str(tmp_path / "there.jsonl"))  # fmt: skip
+    assert here.exit_code == 0 and there.exit_code == 0, there.output
+
+    def rows(name):
+        lines = (tmp_path / name).read_text(encoding="utf-8").splitlines()
+        return [{k: v for k, v in json.loads(line).items() if k != "run_id"} for line in lines]
+
+    assert rows("there.jsonl") == rows("here.jsonl") and rows("here.jsonl")

@@ -32,16 +32,16 @@ import numpy as np
 from refmatch.app.service import ProgressFactory, Service
 from refmatch.batch import runs
 from refmatch.batch.assignment import Edges, assign, greedy, max_coverable, room_left
+from refmatch.batch.executors import Executor, InProcess, PartitionTask, SearchSnapshot
 from refmatch.batch.exports import write_export
 from refmatch.batch.lock import run_lock
 from refmatch.batch.params import OBJECTIVES, BatchParams
-from refmatch.batch.partitions import PartitionCandidates, chosen_seekers, materialise, search_partition
+from refmatch.batch.partitions import PartitionCandidates, chosen_seekers, materialise
 from refmatch.batch.reports import build_report
 from refmatch.batch.seekers import plan, seeker_accounts
 from refmatch.domain.errors import Conflict, StaleIndex
-from refmatch.index.files import index_paths
+from refmatch.index.files import IndexBlob, index_paths, read_blob
 from refmatch.index.sync import INDEX_NAMES, Lag, lag_of, load_fresh, load_snapshot
-from refmatch.index.threads import search_threads
 from refmatch.match import Indexes, load_catalog
 from refmatch.match.batch_retrieval import RetrievalContext
 from refmatch.match.catalog import Catalog, with_unindexed
@@ -76,8 +76,16 @@ class Hooks:
     on_partition: Callable[[str, int], None] | None = None
 
 
-def run_batch(service: Service, params: BatchParams, *, build: bool = True, hooks: Hooks | None = None) -> runs.RunInfo:
-    """Start and finish a run; ``build=False`` refuses stale indexes instead of updating them."""
+def run_batch(
+    service: Service,
+    params: BatchParams,
+    *,
+    build: bool = True,
+    hooks: Hooks | None = None,
+    executor: Executor | None = None,
+) -> runs.RunInfo:
+    """Start and finish a run; ``build=False`` refuses stale indexes instead of updating them.
+    ``executor``: where the partitions are searched (default: in this process)."""
     params.validate()
     hooks = hooks or Hooks()
     with run_lock(service.settings.db_path):
@@ -107,11 +115,18 @@ def run_batch(service: Service, params: BatchParams, *, build: bool = True, hook
             )
             parts = (seekers[-1].part + 1) if seekers else 0
             _emit(hooks, run_id, "plan", t0, seekers=len(seekers), partitions=parts, not_indexed_yet=len(unready))
-            return _execute(service, runs.get_run(conn, run_id), catalog, loaded, hooks, reader=reader)
+            return _execute(service, runs.get_run(conn, run_id), catalog, loaded, hooks, executor, reader=reader)
 
 
-def resume_batch(service: Service, run_id: int, *, out: str | None = None, hooks: Hooks | None = None) -> runs.RunInfo:
-    """Finish an interrupted run from its last checkpoint, on the data it started on."""
+def resume_batch(
+    service: Service,
+    run_id: int,
+    *,
+    out: str | None = None,
+    hooks: Hooks | None = None,
+    executor: Executor | None = None,
+) -> runs.RunInfo:
+    """Finish an interrupted run from its last checkpoint, on the data it started on (on any executor)."""
     hooks = hooks or Hooks()
     conn = service.conn
     with run_lock(service.settings.db_path):
@@ -136,7 +151,7 @@ def resume_batch(service: Service, run_id: int, *, out: str | None = None, hooks
         runs.set_state(conn, run_id, status="running", error=None, resumes=run.resumes + 1,
                        params=json.dumps(run.params.as_dict()))  # fmt: skip
         catalog = load_catalog(conn, tuple(service.settings.stages), run.params.day)
-        return _execute(service, runs.get_run(conn, run_id), catalog, _Loaded(None), hooks)
+        return _execute(service, runs.get_run(conn, run_id), catalog, _Loaded(None), hooks, executor)
 
 
 # --------------------------------------------------------------------------- stages
@@ -147,6 +162,31 @@ class _Loaded:
     """The indexes while the search needs them; emptied afterwards so that their memory is given back."""
 
     indexes: Indexes | None
+
+
+@dataclass
+class _RunIndexes:
+    """The run's indexes as an executor asks for them: loaded here, or as the files' bytes of the run's checksums."""
+
+    service: Service
+    run: runs.RunInfo
+    held: _Loaded
+
+    def loaded(self) -> Indexes:
+        if self.held.indexes is None:
+            self.held.indexes = Indexes(*(_load(self.service, name)[0] for name in INDEX_NAMES))
+        return self.held.indexes
+
+    def blobs(self) -> tuple[IndexBlob, IndexBlob]:
+        folder = self.service.settings.index_path
+        profiles, needs = (read_blob(folder, n, self.run.index_versions[n]["sha256"]) for n in INDEX_NAMES)
+        return profiles, needs
+
+
+def _task(conn: sqlite3.Connection, reader: sqlite3.Connection, run_id: int, part: int) -> PartitionTask:
+    refs = runs.part_refs(conn, run_id, part)
+    accounts = seeker_accounts(reader, [r.account_id for r in refs])
+    return PartitionTask(part, [(r.seq, r.purpose) for r in refs], accounts)
 
 
 def _unready_seekers(catalog: Catalog, lags: dict[str, Lag]) -> set[int]:
@@ -182,6 +222,7 @@ def _execute(
     catalog: Catalog,
     loaded: _Loaded,
     hooks: Hooks,
+    executor: Executor | None = None,
     *,
     reader: sqlite3.Connection | None = None,
 ) -> runs.RunInfo:
@@ -189,28 +230,21 @@ def _execute(
     are written through the service's own connection."""
     conn, settings, params = service.conn, service.settings, run.params
     reader = reader or conn
+    executor = executor or InProcess()
     try:
         todo = sorted(set(range(run.partitions)) - runs.done_parts(conn, run.id, "search"))
         if todo:
             runs.set_state(conn, run.id, stage="search")
             t0 = time.perf_counter()
-            if loaded.indexes is None:
-                loaded.indexes = Indexes(*(_load(service, name)[0] for name in INDEX_NAMES))
-            ctx = RetrievalContext.build(catalog, loaded.indexes, settings.default_capacity)
-            with _bar(hooks, "searching", run, todo) as advance, search_threads():
-                for part in todo:
-                    refs = runs.part_refs(conn, run.id, part)
-                    seekers = ctx.seekers(seeker_accounts(reader, [r.account_id for r in refs]))
-                    found = search_partition(
-                        ctx, [(r.seq, r.purpose, s) for r, s in zip(refs, seekers)], settings,
-                        k=params.k, depth=params.depth,
-                    )  # fmt: skip
-                    runs.save_search(conn, run.id, part, found.to_bytes())
-                    advance(len(refs))
+            snapshot = SearchSnapshot(catalog, settings, params.k, params.depth)
+            tasks = (_task(conn, reader, run.id, part) for part in todo)  # read as the executor asks for them
+            with _bar(hooks, "searching", run, todo) as advance:
+                for part, data, searched in executor.search(snapshot, _RunIndexes(service, run, loaded), tasks):
+                    runs.save_search(conn, run.id, part, data)  # a checkpoint per partition, in the order they end
+                    advance(searched)
                     if hooks.on_partition:
                         hooks.on_partition("search", part)
-            del ctx
-            _emit(hooks, run.id, "search", t0, seekers=run.seekers, partitions=len(todo))
+            _emit(hooks, run.id, "search", t0, seekers=run.seekers, partitions=len(todo), executor=executor.name)
         loaded.indexes = None
         gc.collect()  # the indexes are not needed from here on: give their memory back
 

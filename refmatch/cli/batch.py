@@ -47,6 +47,15 @@ def _bars(enabled: bool) -> Callable[[str, int], Callable[[int], None]] | None:
 @click.option("--partition-size", type=int, default=2000, show_default=True, help="Seekers per checkpoint.")
 @click.option("--resume", "resume_id", type=int, metavar="RUN_ID", help="Finish an interrupted run, as it started.")
 @click.option("--no-build", is_flag=True, help="Refuse stale indexes instead of bringing them up to date first.")
+@click.option(
+    "--executor",
+    type=click.Choice(["in-process", "ray"]),
+    default="in-process",
+    show_default=True,
+    help="Where partitions are searched: here, or on Ray (pip install 'refmatch[ray]').",
+)
+@click.option("--address", metavar="ADDR", help="With --executor ray: the cluster to join (default: a local Ray).")
+@click.option("--workers", type=int, metavar="N", help="With --executor ray: actors searching at once [default: CPUs].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or stage lines.")
 @common
 def batch(service: Service, resume_id: int | None, out: str | None, quiet: bool, **opts: Any) -> None:
@@ -60,21 +69,28 @@ def batch(service: Service, resume_id: int | None, out: str | None, quiet: bool,
     is stored (see 'refmatch runs') and checkpointed per partition: a run that stops
     part-way is finished with --resume RUN_ID, with the same result.
     """
-    from refmatch.batch import (
-        BatchParams,
-        Hooks,
-        resume_batch,
-        run_batch,
-    )
+    from refmatch.batch import Hooks
+    from refmatch.batch.executors import executor_for
 
     hooks = Hooks(progress=_bars(not quiet), on_stage=None if quiet else lambda e: click.echo(e.line(), err=True))
+    executor = executor_for(opts["executor"], address=opts["address"], workers=opts["workers"])
+    try:
+        run = _run_or_resume(service, resume_id, out, hooks, executor, opts)
+    finally:
+        executor.close()
+    _echo_run(run)
+
+
+def _run_or_resume(service: Service, resume_id: int | None, out: str | None, hooks, executor, opts) -> RunInfo:  # noqa: ANN001
+    from refmatch.batch import BatchParams, resume_batch, run_batch
+
     if resume_id is not None:
         ctx = click.get_current_context()
         given = [n for n in _RUN_OPTIONS if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE]
         if given:
             flag = "--" + given[0].replace("_", "-")
             raise click.UsageError(f"--resume takes the run's own parameters; drop {flag}")
-        run = resume_batch(service, resume_id, out=out, hooks=hooks)
+        return resume_batch(service, resume_id, out=out, hooks=hooks, executor=executor)
     else:
         params = BatchParams.create(
             opts["purpose"],
@@ -87,8 +103,7 @@ def batch(service: Service, resume_id: int | None, out: str | None, quiet: bool,
             partition_size=opts["partition_size"],
             out=out,
         )
-        run = run_batch(service, params, build=not opts["no_build"], hooks=hooks)
-    _echo_run(run)
+        return run_batch(service, params, build=not opts["no_build"], hooks=hooks, executor=executor)
 
 
 def _echo_run(run: RunInfo) -> None:

@@ -19,6 +19,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,7 @@ from refmatch.domain.errors import InvalidInput, StaleIndex, StorageError
 if TYPE_CHECKING:  # FAISS loads only where an index is read or written, not to read a manifest
     from refmatch.index.faiss_index import FaissIndex
 
-__all__ = ["index_paths", "load_index", "save_index"]
+__all__ = ["IndexBlob", "index_paths", "load_blob", "load_index", "read_blob", "save_index"]
 
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 _FILE_KEYS = ("kind", "dim", "count", "sha256", "index_file")
@@ -229,3 +230,37 @@ def load_index(directory: Path, name: str, *, mmap: bool = False) -> tuple[Faiss
                 f"{where}: manifest says {key}={manifest[key]!r} but the file has {value!r}; rebuild the index"
             )
     return index, manifest
+
+
+@dataclass(frozen=True)
+class IndexBlob:
+    """An index file's bytes, named by their checksum: an immutable snapshot that can travel to
+    another process or machine (a Ray worker) and be loaded there without the file."""
+
+    name: str
+    sha256: str
+    params: dict[str, Any]
+    data: bytes
+
+
+def read_blob(directory: Path, name: str, sha256: str) -> IndexBlob:
+    """The bytes of index ``name`` as they were when its checksum was ``sha256``, or ``StaleIndex``
+    when the file has changed since (a rebuild: the snapshot asked for is gone)."""
+    manifest = read_manifest(directory, name)
+    index_path, _ = index_paths(directory, name)
+    data = index_path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256 or manifest["sha256"] != sha256:
+        raise StaleIndex(f"index {name!r} in {index_path.parent} changed since this run started; start a new run")
+    return IndexBlob(name, sha256, dict(manifest.get("index_params") or {}), data)
+
+
+def load_blob(blob: IndexBlob) -> FaissIndex:
+    """The index a blob holds, checked against its checksum."""
+    import faiss
+
+    from refmatch.index.faiss_index import FaissIndex
+
+    if hashlib.sha256(blob.data).hexdigest() != blob.sha256:
+        raise StaleIndex(f"index {blob.name!r}: the snapshot's bytes do not match its checksum")
+    raw = faiss.deserialize_index(np.frombuffer(blob.data, dtype=np.uint8))
+    return FaissIndex.from_faiss(raw, **blob.params)

@@ -1,0 +1,201 @@
+"""Where a run's per-partition searches run: in this process (the default) or on a Ray cluster.
+
+The driver (``job._execute``) reads each partition's seekers from its snapshot of the
+database and writes each result as a checkpoint; an executor only turns
+``PartitionTask``s into ``search_partition`` bytes, in any order. Both executors run the
+same pure function on the same inputs, so a run gives byte-identical results on either.
+
+Ray (``pip install 'refmatch[ray]'``): a pool of actors, each of which loads the run's
+snapshot once (the catalog, and the index files' bytes named by their sha256, both put
+in Ray's object store once) and then searches partition after partition. Results flow
+back to the driver as they finish, which checkpoints them one by one, so ``--resume``
+works as it does in process. The assignment stays on the driver: it needs every
+candidate at once.
+
+Why an actor pool and not Ray Data's ``map_batches``: the work here is a short list of
+partitions whose inputs the driver already holds, not a dataset to stream from storage.
+Ray Data would add pyarrow and pandas and a streaming executor to do what a pool of
+actors does here (a callable per worker that loads its state once, results as they
+come), with no more tasks read from SQLite than there are actors to take them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any, Protocol
+
+from refmatch.config import Settings
+from refmatch.domain.errors import ConfigError, InvalidInput
+from refmatch.index.files import IndexBlob, load_blob
+from refmatch.index.threads import search_threads, set_search_threads
+from refmatch.match import Indexes
+from refmatch.match.batch_retrieval import RetrievalContext
+from refmatch.match.catalog import Catalog
+
+EXECUTORS = ("in-process", "ray")
+
+
+@dataclass(frozen=True)
+class PartitionTask:
+    """One partition to search: its seekers' plan positions and purposes, and their account rows."""
+
+    part: int
+    refs: Sequence[tuple[int, str]]  # (seq, purpose)
+    accounts: Sequence[dict[str, Any]]  # seeker_accounts rows, in the order of refs
+
+
+@dataclass(frozen=True)
+class SearchSnapshot:
+    """What every partition's search reads: the same for a whole run."""
+
+    catalog: Catalog
+    settings: Settings
+    k: int
+    depth: int
+
+
+class Executor(Protocol):
+    name: str
+
+    def search(
+        self, snapshot: SearchSnapshot, indexes: IndexSource, tasks: Iterable[PartitionTask]
+    ) -> Iterator[tuple[int, bytes, int]]:
+        """(part, ``PartitionCandidates.to_bytes()``, seekers searched) for each task, in any order."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class IndexSource(Protocol):
+    def loaded(self) -> Indexes:
+        """The run's indexes in this process."""
+        ...
+
+    def blobs(self) -> tuple[IndexBlob, IndexBlob]:
+        """The run's index files as bytes (profiles, needs), checked against the run's checksums."""
+        ...
+
+
+def search_task(ctx: RetrievalContext, snapshot: SearchSnapshot, task: PartitionTask) -> tuple[int, bytes, int]:
+    """The search of one partition, wherever it runs."""
+    from refmatch.batch.partitions import search_partition
+
+    seekers = ctx.seekers(list(task.accounts))
+    found = search_partition(
+        ctx,
+        [(seq, purpose, s) for (seq, purpose), s in zip(task.refs, seekers)],
+        snapshot.settings,
+        k=snapshot.k,
+        depth=snapshot.depth,
+    )
+    return task.part, found.to_bytes(), len(task.refs)
+
+
+def without_secrets(settings: Settings) -> Settings:
+    """The settings with every secret blanked: what may travel to other processes and machines."""
+    blank: dict[str, Any] = {f.name: f.default for f in fields(settings) if not f.repr}
+    return replace(settings, **blank)
+
+
+class InProcess:
+    """Every partition in this process, one after another, FAISS on every core."""
+
+    name = "in-process"
+
+    def search(
+        self, snapshot: SearchSnapshot, indexes: IndexSource, tasks: Iterable[PartitionTask]
+    ) -> Iterator[tuple[int, bytes, int]]:
+        ctx = RetrievalContext.build(snapshot.catalog, indexes.loaded(), snapshot.settings.default_capacity)
+        with search_threads():
+            for task in tasks:
+                yield search_task(ctx, snapshot, task)
+
+    def close(self) -> None:
+        pass
+
+
+class _SearchWorker:
+    """A Ray actor: loads the snapshot once, then searches the partitions it is given."""
+
+    def __init__(self, snapshot: SearchSnapshot, blobs: tuple[IndexBlob, IndexBlob]) -> None:
+        set_search_threads(1)  # one core per actor: the pool, not OpenMP, spreads the work
+        self.snapshot = snapshot
+        indexes = Indexes(*(load_blob(b) for b in blobs))
+        self.ctx = RetrievalContext.build(snapshot.catalog, indexes, snapshot.settings.default_capacity)
+
+    def search(self, task: PartitionTask) -> tuple[int, bytes, int]:
+        return search_task(self.ctx, self.snapshot, task)
+
+
+class RayExecutor:
+    """Partitions searched by a pool of Ray actors: on a local Ray started here, or on the
+    cluster at ``address`` (``ray://host:10001`` or ``auto``)."""
+
+    name = "ray"
+
+    def __init__(self, *, address: str | None = None, workers: int | None = None, gpus_per_worker: float = 0.0) -> None:
+        try:
+            import ray
+        except ImportError as exc:
+            raise ConfigError("--executor ray needs Ray: pip install 'refmatch[ray]'") from exc
+        if workers is not None and workers < 1:
+            raise InvalidInput(f"workers: must be at least 1, got {workers}")
+        if gpus_per_worker < 0:
+            raise InvalidInput(f"gpus_per_worker: must not be negative, got {gpus_per_worker}")
+        self._ray = ray
+        self._started = False
+        if not ray.is_initialized():
+            options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if address:
+                options["address"] = address
+            else:  # a local Ray of this machine's cores (or the workers asked for)
+                options["num_cpus"] = workers or os.cpu_count() or 1
+            try:
+                ray.init(**options)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ConfigError(f"cannot start or reach Ray{f' at {address}' if address else ''}: {exc}") from exc
+            self._started = True
+        self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self.gpus_per_worker = gpus_per_worker
+
+    def search(
+        self, snapshot: SearchSnapshot, indexes: IndexSource, tasks: Iterable[PartitionTask]
+    ) -> Iterator[tuple[int, bytes, int]]:
+        ray = self._ray
+        snapshot = replace(snapshot, settings=without_secrets(snapshot.settings))
+        snapshot_ref, blobs_ref = ray.put(snapshot), ray.put(indexes.blobs())  # once, shared by every actor
+        actor = ray.remote(num_cpus=1, num_gpus=self.gpus_per_worker)(_SearchWorker)
+        actors = [actor.remote(snapshot_ref, blobs_ref) for _ in range(self.workers)]
+        idle = list(actors)
+        busy: dict[Any, Any] = {}  # result ref -> the actor computing it
+        pending = iter(tasks)  # read only as actors free up: at most one task per actor is held
+        try:
+            while True:
+                while idle and (task := next(pending, None)) is not None:
+                    worker = idle.pop()
+                    busy[worker.search.remote(task)] = worker
+                if not busy:
+                    return
+                done, _ = ray.wait(list(busy), num_returns=1)
+                idle.append(busy.pop(done[0]))
+                yield ray.get(done[0])
+        finally:  # done, failed or interrupted: the actors and their copies of the snapshot go
+            for worker in actors:
+                ray.kill(worker)
+
+    def close(self) -> None:
+        if self._started and self._ray.is_initialized():
+            self._ray.shutdown()
+
+
+def executor_for(name: str, *, address: str | None = None, workers: int | None = None, gpus: float = 0.0) -> Executor:
+    """The executor called ``name``; ``address``, ``workers`` and ``gpus`` are Ray's."""
+    if name == "in-process":
+        if address or workers or gpus:
+            raise InvalidInput("executor: --address and --workers need --executor ray")
+        return InProcess()
+    if name == "ray":
+        return RayExecutor(address=address, workers=workers, gpus_per_worker=gpus)
+    raise InvalidInput(f"executor: must be one of {', '.join(EXECUTORS)}, got {name!r}")
