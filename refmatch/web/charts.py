@@ -38,6 +38,16 @@ def _nice_top(value: float) -> float:
     return float(10 * magnitude)
 
 
+def _value_axis(top: float, plot_h: float, width: int) -> list[str]:
+    """Gridlines and labels at 0, half and the top of the value axis."""
+    out = []
+    for tick in (0.0, top / 2, top):
+        y = TOP + plot_h * (1 - tick / top)
+        out.append(f'<line class="grid" x1="{LEFT}" x2="{width - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
+        out.append(f'<text class="axis" x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">{_number(tick)}</text>')
+    return out
+
+
 def bars(
     groups: Sequence[str],
     series: Sequence[tuple[str, Sequence[float]]],
@@ -70,10 +80,7 @@ def bars(
         '<rect class="bg" width="6" height="6"/><circle class="dot" cx="3" cy="3" r="1.6"/></pattern>',
         "</defs>",
     ]
-    for tick in (0.0, top / 2, top):  # gridlines and the value axis
-        y = TOP + plot_h * (1 - tick / top)
-        out.append(f'<line class="grid" x1="{LEFT}" x2="{width - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
-        out.append(f'<text class="axis" x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">{_number(tick)}</text>')
+    out += _value_axis(top, plot_h, width)
     for g, label in enumerate(groups):
         x0 = LEFT + g * group_w + (group_w - bar_w * len(series)) / 2
         for s, (name, values) in enumerate(series):
@@ -126,7 +133,6 @@ def lines(
     *,
     title: str,
     bands: Sequence[tuple[str, str, str]] = (),
-    top: float | None = None,
     width: int = 560,
     height: int = 220,
 ) -> Markup:
@@ -139,7 +145,7 @@ def lines(
         return Markup("")
     chart = f"chart{next(_ids)}"
     values = [v for _, vs in series for v in vs if v is not None]
-    top = top if top is not None else _nice_top(max(values, default=0))
+    top = _nice_top(max(values, default=0))
     plot_w, plot_h = width - LEFT - 4 * RIGHT, height - TOP - BOTTOM  # room for the last date's label
     step = plot_w / max(1, len(days) - 1)
 
@@ -166,10 +172,7 @@ def lines(
             f'<rect class="band" x="{x0:.1f}" y="{TOP}" width="{max(2.0, x1 - x0):.1f}" height="{plot_h}" '
             f'fill="url(#{chart}-hatch)"><title>{escape(label)}</title></rect>'
         )
-    for tick in (0.0, top / 2, top):
-        y = TOP + plot_h * (1 - tick / top)
-        out.append(f'<line class="grid" x1="{LEFT}" x2="{width - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
-        out.append(f'<text class="axis" x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">{_number(tick)}</text>')
+    out += _value_axis(top, plot_h, width)
     every = max(1, len(days) // 6)  # at most about six date labels
     for i in range(0, len(days), every):
         out.append(
