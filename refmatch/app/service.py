@@ -16,6 +16,7 @@ from refmatch.domain import clock, vocabulary
 from refmatch.domain.errors import InvalidInput, NotFound
 from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, PURPOSES, MatchResult, Seeker
 from refmatch.domain.vocabulary import IMPORT_KINDS
+from refmatch.embed.backends import encoder_name, make_encoder
 from refmatch.embed.base import Encoder
 from refmatch.index.files import build_lock
 from refmatch.index.sync import (
@@ -115,16 +116,14 @@ class Service:
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            from refmatch.embed.st import SentenceTransformerEncoder
-
-            self._encoder = SentenceTransformerEncoder(
-                self.settings.model, self.settings.device, self.settings.batch_size
-            )
+            self._encoder = make_encoder(self.settings)
         return self._encoder
 
     @property
     def model_name(self) -> str:
-        return self._encoder.name if self._encoder is not None else self.settings.model
+        if self._encoder is not None:
+            return self._encoder.name
+        return encoder_name(self.settings.model, self.settings.encoder_backend)
 
     def close(self) -> None:
         if self._db is not None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from refmatch.config import ENCODER_BACKENDS
 from refmatch.domain.errors import RefmatchError
 
 
@@ -30,20 +31,29 @@ CREATES_DATABASE = frozenset({"init", "import", "demo"})
 
 
 def common(func: Callable) -> Callable:
-    """--db / --index-dir / --model on every command; domain errors become CLI errors."""
+    """--db / --index-dir / --model / --encoder-backend on every command; domain errors become CLI errors."""
 
     @click.option("--db", "db", metavar="FILE", help="SQLite database [env REFMATCH_DB; default refmatch.db].")
     @click.option("--index-dir", metavar="DIR", help="Index directory [env REFMATCH_INDEX_DIR; default indexes].")
     @click.option("--model", metavar="NAME", help="Embedding model: path or name [env REFMATCH_MODEL].")
+    @click.option(
+        "--encoder-backend",
+        type=click.Choice(ENCODER_BACKENDS),
+        help="What runs the model [env REFMATCH_ENCODER_BACKEND; default torch].",
+    )
     @functools.wraps(func)
-    def wrapper(db: str | None, index_dir: str | None, model: str | None, **kwargs: Any) -> Any:
+    def wrapper(
+        db: str | None, index_dir: str | None, model: str | None, encoder_backend: str | None, **kwargs: Any
+    ) -> Any:
         ctx = click.get_current_context()
         encoder = (ctx.obj or {}).get("encoder")  # tests inject a fake encoder here
         try:
             from refmatch.app.service import Service
             from refmatch.config import load_settings
 
-            settings = load_settings({"db": db, "index_dir": index_dir, "model": model})
+            settings = load_settings(
+                {"db": db, "index_dir": index_dir, "model": model, "encoder_backend": encoder_backend}
+            )
             # a group called on the way to a subcommand leaves the check to the subcommand
             checks = ctx.command.name not in CREATES_DATABASE and ctx.invoked_subcommand is None
             if checks and str(settings.db_path) != ":memory:":

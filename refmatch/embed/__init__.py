@@ -12,6 +12,9 @@ _NAMES = {
     "normalize": "refmatch.embed.base",
     "embed_texts": "refmatch.embed.cache",
     "FakeEncoder": "refmatch.embed.fake",
+    "OnnxEncoder": "refmatch.embed.onnx",
+    "encoder_name": "refmatch.embed.base",
+    "make_encoder": "refmatch.embed.backends",
     "SentenceTransformerEncoder": "refmatch.embed.st",
 }
 

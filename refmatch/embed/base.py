@@ -26,3 +26,8 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return np.ascontiguousarray(vectors / norms, dtype=np.float32)
+
+
+def encoder_name(model: str, backend: str) -> str:
+    """The name vectors are cached and indexed under: the model's, unless the backend moves the vectors."""
+    return f"{model}+onnx-int8" if backend == "onnx-int8" else model

@@ -132,6 +132,8 @@ class Background:
             "REFMATCH_DB": str(self.settings.db),
             "REFMATCH_INDEX_DIR": str(self.settings.index_dir),
             "REFMATCH_MODEL": self.settings.model,
+            "REFMATCH_ENCODER_BACKEND": self.settings.encoder_backend,
+            "REFMATCH_ENCODER_CACHE": self.settings.encoder_cache,
         }
         while not self.stopping.is_set():
             command = [sys.executable, "-m", "refmatch", *self.arguments()]
