@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
-"""Embedding throughput and latency of the real model on a device (cpu or cuda).
+"""Embedding throughput and latency of the real model, per encoder backend, with each backend's cosine to torch.
 
-    python scripts/bench_embed.py --device cpu --n 2000
-    python scripts/bench_embed.py --device cuda --n 50000 --batch-size 256 --model PATH
+    python scripts/bench_embed.py --n 2000 --threads 2                  # torch, onnx and onnx-int8 on the CPU
+    python scripts/bench_embed.py --backends torch --device cuda --n 50000 --batch-size 256 --fp16
 
 Texts are the demo's real profiles and needs (refmatch/demo_data), cycled to --n, so
-lengths are what refmatch embeds. Uses refmatch.embed.st.SentenceTransformerEncoder, the
-encoder the product uses; imports nothing else of refmatch, so it runs on a machine that
-has only torch and sentence-transformers. Prints JSON lines: load time, batch
-throughput (texts/s) and single-query latency (p50/p99 ms).
+lengths are what refmatch embeds. Each backend runs in a child process of its own (so
+load time and peak memory are its own), through the encoder the product uses
+(refmatch.embed.backends.make_encoder), with OMP_NUM_THREADS=--threads for torch and ONNX
+Runtime alike. The ONNX exports go to a temporary cache unless --cache names one, so
+the first load of an ONNX backend includes its export; --warm-cache measures a load
+from a finished export instead. Prints one JSON line per backend: load time, batch
+throughput (texts/s), single-text latency (p50/p99 ms over --queries texts), peak RSS,
+and the cosine of its vectors to torch's (min and mean); then the ratios to torch.
 """
 
 from __future__ import annotations
@@ -16,16 +20,19 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-from refmatch.embed.st import SentenceTransformerEncoder  # noqa: E402
 
 
 def demo_texts() -> list[str]:
@@ -37,46 +44,110 @@ def demo_texts() -> list[str]:
     return texts
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--n", type=int, default=2000, help="texts to embed in the throughput run")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--model", default="all-MiniLM-L6-v2", help="model name or path")
-    parser.add_argument("--fp16", action="store_true", help="run the model in half precision (GPU)")
-    parser.add_argument("--queries", type=int, default=100, help="single-text encodes to time")
-    args = parser.parse_args()
+def one(args: argparse.Namespace) -> None:
+    """In the child: load, embed --n texts, time single texts, save the vectors for the parent."""
+    from refmatch.config import load_settings
+    from refmatch.embed.backends import make_encoder
 
+    settings = load_settings(
+        {
+            "model": args.model,
+            "device": args.device,
+            "batch_size": args.batch_size,
+            "encoder_backend": args.one,
+            "encoder_cache": args.cache,
+        }
+    )
     source = demo_texts()
     texts = [source[i % len(source)] + ("" if i < len(source) else f" ({i // len(source)})") for i in range(args.n)]
-    encoder = SentenceTransformerEncoder(args.model, device=args.device, batch_size=args.batch_size)
+    encoder = make_encoder(settings)
     t = time.perf_counter()
-    model = encoder._load()
-    model.half() if args.fp16 else model.float()
-    encoder.encode(texts[:64])
+    encoder.encode(texts[:8])
+    if args.fp16:
+        encoder._load().half()  # type: ignore[attr-defined]  # torch on a GPU only
     load_s = time.perf_counter() - t
-
     t = time.perf_counter()
     vectors = encoder.encode(texts)
     seconds = time.perf_counter() - t
     lat = []
     for q in source[: args.queries]:
         t = time.perf_counter()
-        encoder.encode([q[:200]])
+        encoder.encode([q])
         lat.append((time.perf_counter() - t) * 1000)
     lat.sort()
+    np.save(args.out, vectors)
     device_name = args.device
     if args.device.startswith("cuda"):
         import torch
 
         device_name = torch.cuda.get_device_name(0)
     print(json.dumps({
-        "bench": "embed", "device": device_name, "fp16": args.fp16, "batch_size": args.batch_size,
-        "texts": len(texts), "dim": int(vectors.shape[1]), "load_s": round(load_s, 2),
+        "bench": "embed", "backend": args.one, "device": device_name, "fp16": args.fp16, "threads": args.threads,
+        "batch_size": args.batch_size, "texts": len(texts), "dim": int(vectors.shape[1]), "load_s": round(load_s, 2),
         "texts_per_s": round(len(texts) / seconds, 1), "seconds": round(seconds, 2),
         "query_p50_ms": round(statistics.median(lat), 2), "query_p99_ms": round(lat[int(0.99 * (len(lat) - 1))], 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }))  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--backends", default="torch,onnx,onnx-int8", help="comma-separated; torch first is the reference"
+    )
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--n", type=int, default=2000, help="texts to embed in the throughput run")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2, help="threads of torch and ONNX Runtime (OMP_NUM_THREADS)")
+    parser.add_argument("--model", default="all-MiniLM-L6-v2", help="model name or path")
+    parser.add_argument("--fp16", action="store_true", help="run torch in half precision (GPU)")
+    parser.add_argument("--queries", type=int, default=100, help="single-text encodes to time")
+    parser.add_argument("--cache", default="", help="ONNX export cache (default: a temporary one)")
+    parser.add_argument("--warm-cache", action="store_true", help="export first, so load_s is a load from the cache")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # the child's backend
+    parser.add_argument("--out", help=argparse.SUPPRESS)  # where the child saves its vectors
+    args = parser.parse_args()
+    if args.one:
+        one(args)
+        return
+
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1"}
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = args.cache or str(Path(tmp) / "encoders")
+        passed = ["--device", args.device, "--n", str(args.n), "--batch-size", str(args.batch_size)]
+        passed += ["--threads", str(args.threads), "--model", args.model, "--queries", str(args.queries)]
+        passed += ["--cache", cache, *(["--fp16"] if args.fp16 else [])]
+        for backend in backends:
+            if args.warm_cache and backend != "torch":
+                warm = [*passed[:2], "--n", "8", *passed[4:], "--queries", "1"]
+                subprocess.run([sys.executable, __file__, *warm, "--one", backend, "--out", f"{tmp}/warm.npy"],
+                               env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+            out = f"{tmp}/{backend}.npy"
+            proc = subprocess.run(
+                [sys.executable, __file__, *passed, "--one", backend, "--out", out],
+                env=env, check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            results[backend] = json.loads(proc.stdout.strip().splitlines()[-1])
+            results[backend]["vectors"] = np.load(out)
+    reference = results.get("torch", {}).get("vectors")
+    for r in results.values():
+        vectors = r.pop("vectors")
+        if reference is not None:
+            cosines = np.sum(vectors * reference, axis=1)
+            r["cosine_to_torch"] = {"min": round(float(cosines.min()), 5), "mean": round(float(cosines.mean()), 5)}
+        print(json.dumps(r))
+    if "torch" in results:
+        base = results["torch"]
+        for backend, r in results.items():
+            if backend != "torch":
+                print(json.dumps({
+                    "ratio": f"{backend}/torch", "texts_per_s": round(r["texts_per_s"] / base["texts_per_s"], 2),
+                    "query_p50_speedup": round(base["query_p50_ms"] / r["query_p50_ms"], 2),
+                    "load_s": round(r["load_s"] / base["load_s"], 2),
+                    "peak_rss": round(r["peak_rss_mb"] / base["peak_rss_mb"], 2),
+                }))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from refmatch.batch.lock import run_lock
 from refmatch.batch.partitions import PartitionCandidates, search_partition
 from refmatch.batch.seekers import at_risk_account_ids, plan, seeker_accounts
 from refmatch.domain.errors import Conflict, InvalidInput, NotFound, StaleIndex
+from refmatch.embed.fake import FakeEncoder
 from refmatch.index.sync import INDEX_NAMES, load_fresh
 from refmatch.match import Indexes, load_catalog
 from refmatch.match.batch_retrieval import RetrievalContext
@@ -546,6 +547,45 @@ def test_a_run_that_failed_on_ray_resumes_in_process_to_the_same_end(crowd, ray_
     assert saved >= 1  # what finished before the crash is kept: the resume does only the rest
     done = resume_batch(crowd, broken.id)
     assert results(crowd.conn, done.id) == results(crowd.conn, whole.id) and done.report == whole.report
+
+
+def embeddings(conn):
+    return conn.execute("SELECT model, content_hash, dim, vector FROM embeddings ORDER BY 1, 2").fetchall()
+
+
+def test_index_builds_embed_on_ray_actors_to_the_same_vectors(world, ray_executor):
+    expected = embeddings(world.conn)
+    world.conn.execute("DELETE FROM embeddings")  # nothing cached: every text is embedded again
+    before = world.encoder.texts_encoded
+    with ray_executor.embedding(world.encoder) as pool:
+        reports = world.build_indexes(full=True, encoder=pool)
+    assert sum(r.embedded for r in reports) == len(expected) > 5
+    assert world.encoder.texts_encoded == before  # the actors' copies did the work, not this process
+    assert embeddings(world.conn) == expected  # byte for byte what the driver's own encoder writes
+    assert all(report.total > 0 for report in reports)
+
+
+def test_a_run_on_ray_builds_its_stale_indexes_on_the_actors(world, tmp_path, ray_executor):
+    extra = account("P7", stage="prospect", profile="cold chain pharmaceutical distribution")
+    world.import_file("accounts", write_csv(tmp_path / "p7.csv", [extra]))
+    before = world.encoder.texts_encoded
+    stages = []
+    run = run_batch(world, params(purpose="reference"), executor=ray_executor, hooks=Hooks(on_stage=stages.append))
+    assert next(s for s in stages if s.stage == "embed").info["embedded"] == 1
+    assert world.encoder.texts_encoded == before and ("reference", "P7") in proposals(world.conn, run.id)
+
+
+def test_ray_encoders_are_checked(world, ray_executor):
+    from refmatch.batch.executors import RayExecutor
+    from refmatch.domain.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot build with model 'other'"):
+        with ray_executor.embedding(FakeEncoder(name="other")) as pool:
+            world.build_indexes(encoder=pool)
+    on_gpus = RayExecutor(workers=1, gpus_per_worker=1)  # joins the running local Ray
+    with pytest.raises(ConfigError, match="the actors would hold GPUs but embed on 'cpu'; set REFMATCH_DEVICE=cuda"):
+        with on_gpus.embedding(world.encoder):
+            pass
 
 
 def test_ray_refuses_an_index_rebuilt_since_the_run_started(world):

@@ -134,7 +134,7 @@ def test_a_locked_database_is_refused(run, tmp_path):
 
 def test_the_executor_is_chosen_on_the_command_line(run, tmp_path):
     wrong = run("batch", "-q", "--workers", "2")
-    assert wrong.exit_code != 0 and "--address and --workers need --executor ray" in wrong.output
+    assert wrong.exit_code != 0 and "--address, --workers and --gpus-per-worker need --executor ray" in wrong.output
     pytest.importorskip("ray")
     here = run("batch", "-q", "--as-of", "2026-01-05", "--out", str(tmp_path / "here.jsonl"))
     there = run("batch", "-q", "--as-of", "2026-01-05", "--executor", "ray", "--workers", "2",
@@ -146,3 +146,5 @@ def test_the_executor_is_chosen_on_the_command_line(run, tmp_path):
         return [{k: v for k, v in json.loads(line).items() if k != "run_id"} for line in lines]
 
     assert rows("there.jsonl") == rows("here.jsonl") and rows("here.jsonl")
+    built = run("index", "build", "-q", "--full", "--executor", "ray", "--workers", "2")
+    assert built.exit_code == 0 and "profiles: rebuilt" in built.output, built.output

@@ -251,3 +251,29 @@ def test_a_shortened_need_is_cut_between_words():
     assert cut == "Cross-dock inbound pallets onto outbound trailers without…" and len(cut) <= 60
     assert _short("x" * 80) == "x" * 59 + "…"  # one long word: cut in it
     assert _short("a" * 58 + " bb") == "a" * 58 + "…"
+
+
+def test_the_catalog_is_read_from_one_snapshot_while_an_import_lands(world, tmp_path):
+    from refmatch.app.service import Service
+    from refmatch.embed.fake import FakeEncoder
+    from refmatch.match import load_catalog
+    from tests.conftest import advocate
+
+    writer = Service(world.settings, encoder=FakeEncoder())  # another process's connection, say
+    landed = []
+
+    def import_between_reads(sql: str) -> None:
+        if "FROM stage_history" in sql and not landed:  # the account list has been read already
+            landed.append(True)
+            writer.import_file("accounts", write_csv(tmp_path / "late.csv", [account("L1", stage="expansion")]))
+            writer.import_file("advocates", write_csv(tmp_path / "late_adv.csv", [advocate("L1")]))
+
+    world.conn.set_trace_callback(import_between_reads)
+    try:
+        catalog = load_catalog(world.conn, tuple(world.settings.stages))
+    finally:
+        world.conn.set_trace_callback(None)
+    assert landed and "L1" not in catalog.external_ids  # as the database was when the reads began
+    assert not world.conn.in_transaction
+    assert "L1" in load_catalog(world.conn, tuple(world.settings.stages)).external_ids
+    writer.close()

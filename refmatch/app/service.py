@@ -13,7 +13,7 @@ import numpy as np
 from refmatch import importing
 from refmatch.config import Settings
 from refmatch.domain import clock, vocabulary
-from refmatch.domain.errors import InvalidInput, NotFound
+from refmatch.domain.errors import ConfigError, InvalidInput, NotFound
 from refmatch.domain.models import DEFAULT_REFERENCE_TYPE, PURPOSES, MatchResult, Seeker
 from refmatch.domain.vocabulary import IMPORT_KINDS
 from refmatch.embed.backends import encoder_name, make_encoder
@@ -188,20 +188,29 @@ class Service:
 
     # -- indexes ----------------------------------------------------------
     def build_indexes(
-        self, *, full: bool = False, progress: ProgressFactory | None = None, max_embed: int | None = None
+        self,
+        *,
+        full: bool = False,
+        progress: ProgressFactory | None = None,
+        max_embed: int | None = None,
+        encoder: Encoder | None = None,
     ) -> list[BuildReport]:
         """Embed what changed and save the indexes (one writer at a time: the build lock).
 
         ``max_embed``: at most this many new texts per index this time (the background indexer's
-        rounds); the reports say how many remain.
+        rounds); the reports say how many remain. ``encoder``: what embeds, if not this
+        service's own (a pool of workers running copies of it, say); it must go by the same name.
         """
+        encoder = encoder or self.encoder
+        if encoder.name != self.model_name:
+            raise ConfigError(f"cannot build with model {encoder.name!r}: the service's model is {self.model_name!r}")
         reports = []
         with build_lock(self.settings.index_path):
             for name in INDEX_NAMES:
                 reports.append(
                     build_index(
                         self.conn,
-                        self.encoder,
+                        encoder,
                         self.settings.index_path,
                         name,
                         hnsw_threshold=self.settings.hnsw_threshold,

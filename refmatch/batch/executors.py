@@ -23,11 +23,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, fields, replace
 from typing import Any, Protocol
 
+import numpy as np
+
 from refmatch.config import Settings
 from refmatch.domain.errors import ConfigError, InvalidInput
+from refmatch.embed.base import Encoder
 from refmatch.index.files import IndexBlob, load_blob
 from refmatch.index.threads import search_threads, set_search_threads
 from refmatch.match import Indexes
@@ -57,6 +61,11 @@ class SearchSnapshot:
 
 
 class Executor(Protocol):
+    def embedding(self, encoder: Encoder) -> AbstractContextManager[Encoder]:
+        """What embeds for an index build under this executor: ``encoder`` itself, or a pool of
+        workers running copies of it, ended (their CPUs or GPUs given back) when the block ends."""
+        ...
+
     name: str
 
     def search(
@@ -104,6 +113,10 @@ class InProcess:
 
     name = "in-process"
 
+    @contextmanager
+    def embedding(self, encoder: Encoder) -> Iterator[Encoder]:
+        yield encoder
+
     def search(
         self, snapshot: SearchSnapshot, indexes: IndexSource, tasks: Iterable[PartitionTask]
     ) -> Iterator[tuple[int, bytes, int]]:
@@ -127,6 +140,61 @@ class _SearchWorker:
 
     def search(self, task: PartitionTask) -> tuple[int, bytes, int]:
         return search_task(self.ctx, self.snapshot, task)
+
+
+class _EmbedWorker:
+    """A Ray actor: a copy of the driver's encoder (its recipe, not its weights), loaded on first use."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+
+    def dim(self) -> int:
+        return self.encoder.dim
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encoder.encode(texts)
+
+
+class RayEncoder:
+    """An Encoder whose texts are embedded by a pool of Ray actors, each holding a copy of ``encoder``.
+
+    A batch is cut into ``chunk``-text pieces sent round-robin to the actors, and the
+    vectors come back in order: ``embed_texts`` (the cache, written by the driver) and the
+    index builds use it like any encoder. The actors start on first use; ``close`` ends them.
+    """
+
+    def __init__(self, ray: Any, encoder: Encoder, workers: int, gpus_per_worker: float, chunk: int = 64) -> None:
+        self.name = encoder.name
+        self._ray, self._encoder, self._workers, self._gpus, self.chunk = ray, encoder, workers, gpus_per_worker, chunk
+        self._actors: list[Any] = []
+        self._dim: int | None = None
+
+    def _pool(self) -> list[Any]:
+        if not self._actors:
+            ref = self._ray.put(self._encoder)  # pickled without a loaded model: each actor loads its own
+            actor = self._ray.remote(num_cpus=1, num_gpus=self._gpus)(_EmbedWorker)
+            self._actors = [actor.remote(ref) for _ in range(self._workers)]
+        return self._actors
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self._ray.get(self._pool()[0].dim.remote()))
+        return self._dim
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        actors = self._pool()
+        size = max(1, min(self.chunk, -(-len(texts) // len(actors))))  # every actor busy on a small batch
+        pieces = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
+        refs = [actors[n % len(actors)].encode.remote(piece) for n, piece in enumerate(pieces)]
+        return np.concatenate(self._ray.get(refs)).astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        for actor in self._actors:
+            self._ray.kill(actor)
+        self._actors = []
 
 
 class RayExecutor:
@@ -160,13 +228,26 @@ class RayExecutor:
         self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.gpus_per_worker = gpus_per_worker
 
+    @contextmanager
+    def embedding(self, encoder: Encoder) -> Iterator[Encoder]:
+        device = getattr(encoder, "device", "cpu")
+        if self.gpus_per_worker and not str(device).startswith("cuda"):
+            raise ConfigError(
+                f"--gpus-per-worker: the actors would hold GPUs but embed on {device!r}; set REFMATCH_DEVICE=cuda"
+            )
+        pool = RayEncoder(self._ray, encoder, self.workers, self.gpus_per_worker)
+        try:
+            yield pool
+        finally:
+            pool.close()  # each actor holds a CPU: the search's actors need them next
+
     def search(
         self, snapshot: SearchSnapshot, indexes: IndexSource, tasks: Iterable[PartitionTask]
     ) -> Iterator[tuple[int, bytes, int]]:
         ray = self._ray
         snapshot = replace(snapshot, settings=without_secrets(snapshot.settings))
         snapshot_ref, blobs_ref = ray.put(snapshot), ray.put(indexes.blobs())  # once, shared by every actor
-        actor = ray.remote(num_cpus=1, num_gpus=self.gpus_per_worker)(_SearchWorker)
+        actor = ray.remote(num_cpus=1)(_SearchWorker)  # FAISS on the CPU: GPUs are for the embedding actors
         actors = [actor.remote(snapshot_ref, blobs_ref) for _ in range(self.workers)]
         idle = list(actors)
         busy: dict[Any, Any] = {}  # result ref -> the actor computing it
@@ -194,7 +275,7 @@ def executor_for(name: str, *, address: str | None = None, workers: int | None =
     """The executor called ``name``; ``address``, ``workers`` and ``gpus`` are Ray's."""
     if name == "in-process":
         if address or workers or gpus:
-            raise InvalidInput("executor: --address and --workers need --executor ray")
+            raise InvalidInput("executor: --address, --workers and --gpus-per-worker need --executor ray")
         return InProcess()
     if name == "ray":
         return RayExecutor(address=address, workers=workers, gpus_per_worker=gpus)

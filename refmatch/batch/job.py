@@ -85,12 +85,12 @@ def run_batch(
     executor: Executor | None = None,
 ) -> runs.RunInfo:
     """Start and finish a run; ``build=False`` refuses stale indexes instead of updating them.
-    ``executor``: where the partitions are searched (default: in this process)."""
+    ``executor``: where the partitions are searched and what embeds for the build (default: this process)."""
     params.validate()
     hooks = hooks or Hooks()
     with run_lock(service.settings.db_path):
         t0 = time.perf_counter()
-        indexes, versions, manifests, embedded = _fresh_indexes(service, build, hooks)
+        indexes, versions, manifests, embedded = _fresh_indexes(service, build, hooks, executor or InProcess())
         _emit(hooks, None, "embed", t0, embedded=embedded)
 
         t0 = time.perf_counter()
@@ -328,7 +328,9 @@ def _assign(conn, run: runs.RunInfo, catalog: Catalog, default_capacity: int) ->
 # --------------------------------------------------------------------------- helpers
 
 
-def _fresh_indexes(service: Service, build: bool, hooks: Hooks) -> tuple[Indexes, dict[str, Any], dict[str, dict], int]:
+def _fresh_indexes(
+    service: Service, build: bool, hooks: Hooks, executor: Executor
+) -> tuple[Indexes, dict[str, Any], dict[str, dict], int]:
     """Both indexes, fresh; built first (embedding only what the cache lacks) when stale and allowed.
 
     After a build they are taken as saved, even if an import has landed since: the run leaves
@@ -351,7 +353,8 @@ def _fresh_indexes(service: Service, build: bool, hooks: Hooks) -> tuple[Indexes
                 return bars[-1]
 
         try:
-            embedded = sum(r.embedded for r in service.build_indexes(progress=factory))
+            with executor.embedding(service.encoder) as encoder:
+                embedded = sum(r.embedded for r in service.build_indexes(progress=factory, encoder=encoder))
         finally:
             for bar in bars:
                 _close(bar)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from refmatch.cli.common import common, progress_bars
+from refmatch.cli.common import common, executor_from, executor_options, progress_bars
 from refmatch.domain.vocabulary import PURPOSES
 
 if TYPE_CHECKING:
@@ -47,15 +47,7 @@ def _bars(enabled: bool) -> Callable[[str, int], Callable[[int], None]] | None:
 @click.option("--partition-size", type=int, default=2000, show_default=True, help="Seekers per checkpoint.")
 @click.option("--resume", "resume_id", type=int, metavar="RUN_ID", help="Finish an interrupted run, as it started.")
 @click.option("--no-build", is_flag=True, help="Refuse stale indexes instead of bringing them up to date first.")
-@click.option(
-    "--executor",
-    type=click.Choice(["in-process", "ray"]),
-    default="in-process",
-    show_default=True,
-    help="Where partitions are searched: here, or on Ray (pip install 'refmatch[ray]').",
-)
-@click.option("--address", metavar="ADDR", help="With --executor ray: the cluster to join (default: a local Ray).")
-@click.option("--workers", type=int, metavar="N", help="With --executor ray: actors searching at once [default: CPUs].")
+@executor_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or stage lines.")
 @common
 def batch(service: Service, resume_id: int | None, out: str | None, quiet: bool, **opts: Any) -> None:
@@ -70,10 +62,9 @@ def batch(service: Service, resume_id: int | None, out: str | None, quiet: bool,
     part-way is finished with --resume RUN_ID, with the same result.
     """
     from refmatch.batch import Hooks
-    from refmatch.batch.executors import executor_for
 
     hooks = Hooks(progress=_bars(not quiet), on_stage=None if quiet else lambda e: click.echo(e.line(), err=True))
-    executor = executor_for(opts["executor"], address=opts["address"], workers=opts["workers"])
+    executor = executor_from(opts)
     try:
         run = _run_or_resume(service, resume_id, out, hooks, executor, opts)
     finally:

@@ -147,3 +147,39 @@ def progress_bars(
 def close_bars() -> None:
     while _OPEN_BARS:
         _OPEN_BARS.pop().close()
+
+
+def executor_options(func: Callable) -> Callable:
+    """--executor / --address / --workers / --gpus-per-worker: where a batch run or an index build does its work."""
+    options = [
+        click.option(
+            "--executor",
+            type=click.Choice(["in-process", "ray"]),
+            default="in-process",
+            show_default=True,
+            help="Where the work runs: here, or on Ray (pip install 'refmatch[ray]'): partitions are searched and "
+            "texts embedded by pools of Ray actors.",
+        ),
+        click.option(
+            "--address", metavar="ADDR", help="With --executor ray: the cluster to join (default: a local Ray)."
+        ),
+        click.option("--workers", type=int, metavar="N", help="With --executor ray: actors at once [default: CPUs]."),
+        click.option(
+            "--gpus-per-worker",
+            type=float,
+            default=0.0,
+            metavar="G",
+            help="With --executor ray: GPUs each embedding actor asks for (with REFMATCH_DEVICE=cuda) [default: 0].",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def executor_from(opts: dict[str, Any]) -> Any:  # noqa: ANN401 - an Executor, imported lazily (Ray is optional)
+    from refmatch.batch.executors import executor_for
+
+    return executor_for(
+        opts.pop("executor"), address=opts.pop("address"), workers=opts.pop("workers"), gpus=opts.pop("gpus_per_worker")
+    )

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from refmatch.cli.common import close_bars, common, echo_matches, orphaned_or, progress_bars
+from refmatch.cli.common import (
+    close_bars,
+    common,
+    echo_matches,
+    executor_from,
+    executor_options,
+    orphaned_or,
+    progress_bars,
+)
 from refmatch.domain.vocabulary import IMPORT_KINDS, PURPOSES, REFERENCE_TYPES
 
 if TYPE_CHECKING:
@@ -84,16 +92,28 @@ def index() -> None:
 @index.command("build")
 @click.option("--full", is_flag=True, help="Rebuild from scratch instead of updating incrementally.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@executor_options
 @common
-def index_build(service: Service, full: bool, quiet: bool) -> None:
-    """Embed new or changed text (cached by content hash) and update the indexes."""
+def index_build(service: Service, full: bool, quiet: bool, **opts: Any) -> None:
+    """Embed new or changed text (cached by content hash) and update the indexes.
+
+    With --executor ray the texts are embedded by a pool of Ray actors, each running its own
+    copy of the model (on a GPU with --gpus-per-worker and REFMATCH_DEVICE=cuda); the cache
+    and the indexes are written here.
+    """
     pending = service.pending_embeddings()
     make_bar = progress_bars(not quiet)
 
     def factory(name: str, _total: int) -> Callable[[int], None]:
         return make_bar(name, pending.get(name, 0))
 
-    for report in service.build_indexes(full=full, progress=factory):
+    executor = executor_from(opts)
+    try:
+        with executor.embedding(service.encoder) as encoder:
+            reports = service.build_indexes(full=full, progress=factory, encoder=encoder)
+    finally:
+        executor.close()
+    for report in reports:
         how = "rebuilt" if report.rebuilt else "updated"
         click.echo(
             f"{report.name}: {how}, {report.total} vectors ({report.kind}); "

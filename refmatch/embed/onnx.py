@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -154,7 +155,11 @@ def _export_into(model: str, backend: str, folder: Path) -> dict[str, Any]:
     if backend == "onnx-int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(fp32), str(folder / "model.onnx"), weight_type=QuantType.QInt8)
+        logging.disable(logging.WARNING)  # its advice to pre-process is for vision models: not ours to act on
+        try:
+            quantize_dynamic(str(fp32), str(folder / "model.onnx"), weight_type=QuantType.QInt8)
+        finally:
+            logging.disable(logging.NOTSET)
         fp32.unlink()
     else:
         fp32.rename(folder / "model.onnx")
@@ -205,6 +210,10 @@ class OnnxEncoder:
         self.meta: dict[str, Any] = {}
         self._model: Any = None  # the ONNX Runtime session once loaded (the readiness check reads it)
         self._tokenizer: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (to a worker process) as its recipe: the copy opens the export itself."""
+        return {**self.__dict__, "_model": None, "_tokenizer": None, "folder": None, "meta": {}}
 
     @classmethod
     def from_folder(cls, folder: Path, meta: dict[str, Any], threads: int | None = None) -> OnnxEncoder:

@@ -39,6 +39,10 @@ class SentenceTransformerEncoder:
         self._model = None
         self._dim: int | None = None
 
+    def __getstate__(self) -> dict:
+        """Pickled (to a worker process) as its recipe: the copy loads its own model."""
+        return {**self.__dict__, "_model": None}
+
     def _load(self):
         if self._model is None:
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -237,6 +237,25 @@ def with_unindexed(catalog: Catalog, profile_ids: np.ndarray, need_ids: np.ndarr
 
 
 def load_catalog(conn: sqlite3.Connection, stages: tuple[str, ...], today: date | None = None) -> Catalog:
+    """Everything matching reads about accounts, from one snapshot of the database.
+
+    The reads share one read transaction (unless the caller holds one): an import landing
+    between them would otherwise leave stage history, advocates or needs naming an account
+    the account list does not have.
+    """
+    if conn.in_transaction:
+        return _load_catalog(conn, stages, today)
+    conn.execute("BEGIN")
+    try:
+        catalog = _load_catalog(conn, stages, today)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return catalog
+
+
+def _load_catalog(conn: sqlite3.Connection, stages: tuple[str, ...], today: date | None) -> Catalog:
     today = today or clock.today()
     version, base_version = data_version(conn), catalog_version(conn)  # before the reads, as with_usage
     rank = {s: i for i, s in enumerate(stages)}
