@@ -43,6 +43,7 @@ def _bool(value: str) -> bool:
 
 
 ENCODER_BACKENDS = ("torch", "onnx", "onnx-int8")
+PRECISIONS = ("fp32", "fp16", "bf16")
 
 REGISTRY: tuple[Setting, ...] = (
     Setting("db", "refmatch.db", "SQLite database file (the source of truth)."),
@@ -67,7 +68,14 @@ REGISTRY: tuple[Setting, ...] = (
         "Folder of the ONNX exports (made once per model, checked against torch); empty: "
         "$XDG_CACHE_HOME/refmatch/encoders, or ~/.cache/refmatch/encoders.",
     ),
-    Setting("batch_size", 64, "Texts per embedding batch.", int),
+    Setting(
+        "precision",
+        "fp32",
+        "Float precision of the torch model: fp32; fp16 on a GPU (checked against fp32 when loaded: the same "
+        "vectors); or bf16 (vectors of its own, cached and indexed apart; on a CPU, fast only with bf16 "
+        "instructions).",
+    ),
+    Setting("batch_size", 64, "Texts per embedding batch (on a GPU, 256 or more keeps the card busy).", int),
     Setting(
         "stages",
         DEFAULT_STAGES,
@@ -232,6 +240,7 @@ class Settings:
     device: str = "cpu"
     encoder_backend: str = "torch"
     encoder_cache: str = ""
+    precision: str = "fp32"
     batch_size: int = 64
     stages: tuple[str, ...] = DEFAULT_STAGES
     hnsw_threshold: int = 50_000
@@ -327,6 +336,20 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
             f"REFMATCH_ENCODER_BACKEND={settings.encoder_backend} runs on the CPU only; "
             f"use torch for REFMATCH_DEVICE={settings.device}"
         )
+    if settings.precision not in PRECISIONS:
+        raise ConfigError(f"REFMATCH_PRECISION: must be one of {', '.join(PRECISIONS)}, got {settings.precision!r}")
+    if settings.precision != "fp32" and settings.encoder_backend != "torch":
+        raise ConfigError(
+            f"REFMATCH_PRECISION={settings.precision} is for REFMATCH_ENCODER_BACKEND=torch; "
+            f"{settings.encoder_backend} runs in its own precision: use fp32"
+        )
+    if settings.precision == "fp16" and not settings.device.startswith("cuda"):
+        raise ConfigError(
+            f"REFMATCH_PRECISION=fp16 is for a GPU (REFMATCH_DEVICE=cuda): on {settings.device} it is slower "
+            "than fp32; use fp32, or bf16 on a CPU with bf16 instructions"
+        )
+    if settings.batch_size < 1:
+        raise ConfigError("REFMATCH_BATCH_SIZE: must be at least 1")
     _check_notifications(settings)
     return settings
 

@@ -2,7 +2,13 @@
 """Embedding throughput and latency of the real model, per encoder backend, with each backend's cosine to torch.
 
     python scripts/bench_embed.py --n 2000 --threads 2                  # torch, onnx and onnx-int8 on the CPU
-    python scripts/bench_embed.py --backends torch --device cuda --n 50000 --batch-size 256 --fp16
+    python scripts/bench_embed.py --device cuda --n 100000 --batch-size 512 \
+        --backends torch,torch:pipeline,torch:fp16,torch:bf16              # a GPU: the pipeline, half precision
+
+A backend is one of torch (sentence-transformers' own encode, the reference), onnx,
+onnx-int8, or torch:pipeline / torch:fp16 / torch:bf16 (refmatch's tokenizing pipeline, in
+fp32 or half precision; what REFMATCH_DEVICE=cuda and REFMATCH_PRECISION run). --tokenize-workers
+sets the pipeline's tokenizing threads (default: the cores but one).
 
 Texts are the demo's real profiles and needs (refmatch/demo_data), cycled to --n, so
 lengths are what refmatch embeds. Each backend runs in a child process of its own (so
@@ -48,23 +54,21 @@ def one(args: argparse.Namespace) -> None:
     """In the child: load, embed --n texts, time single texts, save the vectors for the parent."""
     from refmatch.config import load_settings
     from refmatch.embed.backends import make_encoder
+    from refmatch.embed.st import SentenceTransformerEncoder
 
-    settings = load_settings(
-        {
-            "model": args.model,
-            "device": args.device,
-            "batch_size": args.batch_size,
-            "encoder_backend": args.one,
-            "encoder_cache": args.cache,
-        }
-    )
+    backend, _, variant = args.one.partition(":")
     source = demo_texts()
     texts = [source[i % len(source)] + ("" if i < len(source) else f" ({i // len(source)})") for i in range(args.n)]
-    encoder = make_encoder(settings)
+    if variant:  # the pipeline, in the precision named (on a CPU too, where settings would refuse half precision)
+        precision = "fp32" if variant == "pipeline" else variant
+        encoder = SentenceTransformerEncoder(
+            args.model, args.device, args.batch_size, precision=precision, pipeline=True, workers=args.tokenize_workers
+        )
+    else:
+        settings = {"model": args.model, "device": args.device, "batch_size": args.batch_size}
+        encoder = make_encoder(load_settings({**settings, "encoder_backend": backend, "encoder_cache": args.cache}))
     t = time.perf_counter()
     encoder.encode(texts[:8])
-    if args.fp16:
-        encoder._load().half()  # type: ignore[attr-defined]  # torch on a GPU only
     load_s = time.perf_counter() - t
     t = time.perf_counter()
     vectors = encoder.encode(texts)
@@ -82,7 +86,7 @@ def one(args: argparse.Namespace) -> None:
 
         device_name = torch.cuda.get_device_name(0)
     print(json.dumps({
-        "bench": "embed", "backend": args.one, "device": device_name, "fp16": args.fp16, "threads": args.threads,
+        "bench": "embed", "backend": args.one, "device": device_name, "threads": args.threads,
         "batch_size": args.batch_size, "texts": len(texts), "dim": int(vectors.shape[1]), "load_s": round(load_s, 2),
         "texts_per_s": round(len(texts) / seconds, 1), "seconds": round(seconds, 2),
         "query_p50_ms": round(statistics.median(lat), 2), "query_p99_ms": round(lat[int(0.99 * (len(lat) - 1))], 2),
@@ -100,7 +104,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="threads of torch and ONNX Runtime (OMP_NUM_THREADS)")
     parser.add_argument("--model", default="all-MiniLM-L6-v2", help="model name or path")
-    parser.add_argument("--fp16", action="store_true", help="run torch in half precision (GPU)")
+    parser.add_argument("--tokenize-workers", type=int, help="the pipeline's tokenizing threads [the cores but one]")
     parser.add_argument("--queries", type=int, default=100, help="single-text encodes to time")
     parser.add_argument("--cache", default="", help="ONNX export cache (default: a temporary one)")
     parser.add_argument("--warm-cache", action="store_true", help="export first, so load_s is a load from the cache")
@@ -118,13 +122,15 @@ def main() -> None:
         cache = args.cache or str(Path(tmp) / "encoders")
         passed = ["--device", args.device, "--n", str(args.n), "--batch-size", str(args.batch_size)]
         passed += ["--threads", str(args.threads), "--model", args.model, "--queries", str(args.queries)]
-        passed += ["--cache", cache, *(["--fp16"] if args.fp16 else [])]
+        passed += ["--cache", cache]
+        if args.tokenize_workers is not None:
+            passed += ["--tokenize-workers", str(args.tokenize_workers)]
         for backend in backends:
-            if args.warm_cache and backend != "torch":
+            if args.warm_cache and backend.startswith("onnx"):
                 warm = [*passed[:2], "--n", "8", *passed[4:], "--queries", "1"]
                 subprocess.run([sys.executable, __file__, *warm, "--one", backend, "--out", f"{tmp}/warm.npy"],
                                env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-            out = f"{tmp}/{backend}.npy"
+            out = f"{tmp}/{backend.replace(':', '-')}.npy"
             proc = subprocess.run(
                 [sys.executable, __file__, *passed, "--one", backend, "--out", out],
                 env=env, check=True, capture_output=True, text=True,

@@ -51,6 +51,26 @@ def test_settings_choose_the_encoder_and_nothing_loads(tmp_path):
     assert service.model_name == "all-MiniLM-L6-v2+onnx-int8"  # before the encoder is made
 
 
+def test_precision_is_for_torch_on_a_gpu_and_bf16_goes_by_its_own_name():
+    with pytest.raises(ConfigError, match="REFMATCH_PRECISION: must be one of fp32, fp16, bf16, got 'int4'"):
+        load_settings({"precision": "int4"})
+    with pytest.raises(ConfigError, match=r"REFMATCH_PRECISION=fp16 is for a GPU \(REFMATCH_DEVICE=cuda\): on cpu"):
+        load_settings({"precision": "fp16"})
+    with pytest.raises(ConfigError, match="is for REFMATCH_ENCODER_BACKEND=torch; onnx runs in its own precision"):
+        load_settings({"precision": "bf16", "encoder_backend": "onnx"})
+    cpu_bf16 = make_encoder(load_settings({"precision": "bf16"}))
+    assert (cpu_bf16.name, cpu_bf16.pipeline) == ("all-MiniLM-L6-v2+bf16", True)  # a CPU with bf16 instructions
+    with pytest.raises(ConfigError, match="REFMATCH_BATCH_SIZE: must be at least 1"):
+        load_settings({"batch_size": 0})
+    half = make_encoder(load_settings({"device": "cuda", "precision": "fp16", "batch_size": 512}))
+    assert isinstance(half, SentenceTransformerEncoder) and half._model is None  # nothing loads (no GPU here)
+    assert (half.name, half.precision, half.pipeline, half.batch_size) == ("all-MiniLM-L6-v2", "fp16", True, 512)
+    bf16 = load_settings({"device": "cuda:0", "precision": "bf16"})
+    in_memory = load_settings({"db": ":memory:", "device": "cuda:0", "precision": "bf16"})
+    assert make_encoder(bf16).name == Service(in_memory).model_name == "all-MiniLM-L6-v2+bf16"
+    assert SentenceTransformerEncoder().pipeline is False  # the CPU keeps sentence-transformers' own encode
+
+
 def test_cli_offers_the_backends():
     result = CliRunner().invoke(cli, ["index", "status", "--encoder-backend", "tensorrt"])
     assert result.exit_code == 2
@@ -117,19 +137,24 @@ def test_a_later_process_loads_the_export_without_torch(cache):
     OnnxEncoder(cache_dir=cache).encode(["export first"])
     before = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
     code = (
-        "import sys; from refmatch.embed.onnx import OnnxEncoder; "
-        f"v = OnnxEncoder(cache_dir={str(cache)!r}).encode(['hello world']); "
-        "print(v.shape, sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))"
+        "import sys; from refmatch.embed.onnx import OnnxEncoder; from refmatch.app.runtime import limit_threads; "
+        "limit_threads(1); "  # as a server worker does before it loads the model
+        f"e = OnnxEncoder(cache_dir={str(cache)!r}); v = e.encode(['hello world']); "
+        "print(v.shape, e._model.get_session_options().intra_op_num_threads, "
+        "sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))"
     )
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    }
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        env={**env, "HF_HUB_OFFLINE": "1"},
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "(1, 384) []"
+    assert out.stdout.strip() == "(1, 384) 1 []"  # one thread: the worker's share, not every core spinning
     assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == before  # loaded, not exported again
 
 
@@ -169,3 +194,25 @@ def test_the_demo_matches_the_same_on_onnx_and_refuses_int8_vectors(demo_build, 
     int8 = match("--encoder-backend", "onnx-int8")
     assert int8.returncode == 2 and "Traceback" not in int8.stderr  # StaleIndex: the vectors of another model
     assert "built with model 'all-MiniLM-L6-v2' but the model is 'all-MiniLM-L6-v2+onnx-int8'" in int8.stderr
+
+
+@pytest.mark.e2e
+def test_the_tokenizing_pipeline_gives_sentence_transformers_vectors(demo_texts):
+    texts = demo_texts + ["", "  padded  ", "UPPER case", "word " * 400]
+    want = SentenceTransformerEncoder().encode(texts)
+    got = SentenceTransformerEncoder(batch_size=16, pipeline=True, workers=3).encode(texts)
+    assert got.shape == want.shape and np.abs(got - want).max() < 1e-5
+
+
+@pytest.mark.e2e
+def test_half_precision_is_checked_against_fp32_when_it_loads(demo_texts, monkeypatch):
+    want = SentenceTransformerEncoder().encode(demo_texts[:40])
+    fp16 = SentenceTransformerEncoder(precision="fp16", workers=1)  # on the CPU here: slow, but the same code
+    assert np.sum(fp16.encode(demo_texts[:40]) * want, axis=1).min() >= MIN_COSINE
+    assert fp16.precision_check["min"] >= MIN_COSINE and fp16.name == "all-MiniLM-L6-v2"
+    bf16 = SentenceTransformerEncoder(precision="bf16", workers=1)
+    cosines = np.sum(bf16.encode(demo_texts[:40]) * want, axis=1)
+    assert 0.99 < cosines.min() and bf16.name == "all-MiniLM-L6-v2+bf16"  # close, but its own vectors
+    monkeypatch.setattr("refmatch.embed.st.MIN_COSINE", 1.01)  # a model that fp16 would move
+    with pytest.raises(ConfigError, match=r"REFMATCH_PRECISION=fp16: .* does not give its fp32 vectors .*use bf16"):
+        SentenceTransformerEncoder(precision="fp16").encode(["anything"])

@@ -41,10 +41,12 @@ def limit_threads(n: int) -> dict[str, int]:
 
     threadpoolctl finds the BLAS and OpenMP libraries loaded (NumPy's OpenBLAS, the OpenMP
     runtimes of torch and FAISS); torch's intra-op pool is set through torch itself, and only
-    if torch is loaded (importing it costs seconds).
+    if torch is loaded (importing it costs seconds). Pools started later read the
+    environment (ONNX Runtime's session, opened with the model on first use), so it is set too.
     """
     from threadpoolctl import threadpool_info, threadpool_limits
 
+    set_env_threads(n)
     threadpool_limits(limits=n)
     limited = {f"{p['user_api']}:{p['internal_api']}": p["num_threads"] for p in threadpool_info()}
     if "torch" in sys.modules:

@@ -123,7 +123,7 @@ class Service:
     def model_name(self) -> str:
         if self._encoder is not None:
             return self._encoder.name
-        return encoder_name(self.settings.model, self.settings.encoder_backend)
+        return encoder_name(self.settings.model, self.settings.encoder_backend, self.settings.precision)
 
     def close(self) -> None:
         if self._db is not None:

@@ -15,7 +15,9 @@ def make_encoder(settings: Settings) -> Encoder:
     if backend == "torch":
         from refmatch.embed.st import SentenceTransformerEncoder
 
-        return SentenceTransformerEncoder(settings.model, settings.device, settings.batch_size)
+        return SentenceTransformerEncoder(
+            settings.model, settings.device, settings.batch_size, precision=settings.precision
+        )
     if backend not in ENCODER_BACKENDS:
         raise ConfigError(f"REFMATCH_ENCODER_BACKEND: must be one of {', '.join(ENCODER_BACKENDS)}, got {backend!r}")
     from refmatch.embed.onnx import OnnxEncoder

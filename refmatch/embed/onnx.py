@@ -35,19 +35,10 @@ from typing import Any
 import numpy as np
 
 from refmatch.domain.errors import ConfigError
-from refmatch.embed.base import encoder_name, normalize
+from refmatch.embed.base import MIN_COSINE, PROBES, encoder_name, normalize
+from refmatch.embed.pipeline import TokenRecipe, embed_in_batches
 
 RECIPE = 1  # bump when the export below changes what it writes
-MIN_COSINE = 0.9999  # fp32 export is refused below this against torch on PROBES
-PROBES = (
-    "hello",
-    "We run a fleet of delivery vans across three countries and need route planning that copes with "
-    "late orders, driver shifts and customs paperwork.",
-    "Migrating 40 warehouses from spreadsheets to one inventory system without stopping shipments.",
-    "SOC 2 audit evidence collection for a 200-person fintech",
-    "   leading and trailing spaces, UPPER case and punctuation!?   ",
-    "word " * 400,  # longer than the model's limit: truncated the same way
-)
 
 
 def default_cache_dir() -> Path:
@@ -119,8 +110,8 @@ def _export_into(model: str, backend: str, folder: Path) -> dict[str, Any]:
     reference = SentenceTransformerEncoder(model, device="cpu")
     st = reference._load().float().eval()
     tokenizer = st.tokenizer
-    inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names]
-    first = st[0]
+    recipe = TokenRecipe.of(st)
+    inputs = list(recipe.inputs)
 
     class Pipeline(torch.nn.Module):  # tokens in, the sentence embedding out (pooling and all)
         def __init__(self) -> None:
@@ -168,11 +159,7 @@ def _export_into(model: str, backend: str, folder: Path) -> dict[str, Any]:
         "model": model,
         "backend": backend,
         "recipe": RECIPE,
-        "inputs": inputs,
-        "max_tokens": int(st.max_seq_length),
-        "pad_id": int(tokenizer.pad_token_id or 0),
-        "pad_token": str(tokenizer.pad_token or "[PAD]"),
-        "lower_case": bool(getattr(first, "do_lower_case", False)),
+        **recipe.meta(),
         "dim": reference.dim,
         "torch": torch.__version__,
     }
@@ -210,10 +197,11 @@ class OnnxEncoder:
         self.meta: dict[str, Any] = {}
         self._model: Any = None  # the ONNX Runtime session once loaded (the readiness check reads it)
         self._tokenizer: Any = None
+        self.recipe: TokenRecipe | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (to a worker process) as its recipe: the copy opens the export itself."""
-        return {**self.__dict__, "_model": None, "_tokenizer": None, "folder": None, "meta": {}}
+        return {**self.__dict__, "_model": None, "_tokenizer": None, "recipe": None, "folder": None, "meta": {}}
 
     @classmethod
     def from_folder(cls, folder: Path, meta: dict[str, Any], threads: int | None = None) -> OnnxEncoder:
@@ -232,10 +220,9 @@ class OnnxEncoder:
         if threads:  # sharing the cores with other processes: do not spin waiting for work
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
-        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        tokenizer.enable_truncation(max_length=int(meta["max_tokens"]))
-        tokenizer.enable_padding(pad_id=int(meta["pad_id"]), pad_token=str(meta["pad_token"]))
-        self.folder, self.meta, self._tokenizer, self._model = folder, meta, tokenizer, session
+        recipe = TokenRecipe.from_meta(meta)
+        tokenizer = recipe.configure(Tokenizer.from_file(str(folder / "tokenizer.json")))
+        self.folder, self.meta, self.recipe, self._tokenizer, self._model = folder, meta, recipe, tokenizer, session
 
     def _load(self) -> Any:
         if self._model is None:
@@ -258,19 +245,18 @@ class OnnxEncoder:
         session = self._load()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        cleaned = [str(t).strip() for t in texts]
-        if self.meta["lower_case"]:
-            cleaned = [t.lower() for t in cleaned]
-        order = sorted(range(len(cleaned)), key=lambda i: -len(cleaned[i]))  # similar lengths pad least
-        out = np.empty((len(cleaned), self.dim), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            encodings = self._tokenizer.encode_batch([cleaned[i] for i in rows])
-            arrays = {
-                "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-                "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-                "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
-            }
-            (vectors,) = session.run(None, {n: arrays[n] for n in self.meta["inputs"]})
-            out[rows] = vectors
-        return normalize(out)
+        recipe, tokenizer = self.recipe, self._tokenizer
+        assert recipe is not None  # set with the session
+
+        def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
+            (vectors,) = session.run(None, inputs)
+            return vectors
+
+        vectors = embed_in_batches(
+            recipe.clean(texts),
+            batch_size=self.batch_size,
+            tokenize=lambda batch: recipe.tokenize(tokenizer, batch),
+            run=run,
+            gather=np.concatenate,
+        )
+        return normalize(vectors)

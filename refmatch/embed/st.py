@@ -2,6 +2,11 @@
 
 ``import sentence_transformers`` costs seconds, so nothing imports it until the first
 text is embedded: ``--help``, imports and index status answer at once.
+
+On a GPU (``device`` cuda) texts go through ``refmatch.embed.pipeline`` instead of
+sentence-transformers' ``encode``: tokenized on worker threads ahead of the card, and in half
+precision if asked. fp16 must give the fp32 vectors (checked on probe texts when the model
+loads) and so shares their cache and indexes; bf16 moves them, so it goes by its own name.
 """
 
 from __future__ import annotations
@@ -9,13 +14,17 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from refmatch.config import PRECISIONS
 from refmatch.domain.errors import ConfigError
-from refmatch.embed.base import normalize
+from refmatch.embed.base import MIN_COSINE, PROBES, encoder_name, normalize
+from refmatch.embed.pipeline import TokenRecipe, embed_in_batches
 
 _PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+BF16_FLOOR = 0.99  # bf16 has vectors of its own, but a model this far from its fp32 self is broken
 
 
 def resolve_model(name: str) -> str:
@@ -31,19 +40,48 @@ def resolve_model(name: str) -> str:
     return name
 
 
+def _tokenize_workers() -> int:
+    """Threads tokenizing ahead of a GPU: the cores but one (the one feeding the card), 1 to 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores - 1))
+
+
 class SentenceTransformerEncoder:
-    def __init__(self, name: str = "all-MiniLM-L6-v2", device: str = "cpu", batch_size: int = 64):
-        self.name = name
+    """``pipeline``: tokenize on worker threads ahead of the model (default: on a GPU only).
+    ``precision``: fp32, fp16 (a GPU; slow on a CPU) or bf16."""
+
+    def __init__(
+        self,
+        name: str = "all-MiniLM-L6-v2",
+        device: str = "cpu",
+        batch_size: int = 64,
+        *,
+        precision: str = "fp32",
+        pipeline: bool | None = None,
+        workers: int | None = None,
+    ):
+        if precision not in PRECISIONS:
+            raise ConfigError(f"REFMATCH_PRECISION: must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.model = name
+        self.name = encoder_name(name, "torch", precision)
         self.device = device
         self.batch_size = batch_size
-        self._model = None
+        self.precision = precision
+        self.pipeline = device.startswith("cuda") or precision != "fp32" if pipeline is None else pipeline
+        self.workers = workers
+        self.precision_check: dict[str, float] = {}  # cosine to fp32 on the probe texts, once loaded in half
+        self._model: Any = None
+        self._tokenizer: Any = None
         self._dim: int | None = None
 
     def __getstate__(self) -> dict:
         """Pickled (to a worker process) as its recipe: the copy loads its own model."""
-        return {**self.__dict__, "_model": None}
+        return {**self.__dict__, "_model": None, "_tokenizer": None}
 
-    def _load(self):
+    def _load(self) -> Any:  # noqa: ANN401 - a SentenceTransformer, imported lazily
         if self._model is None:
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             from sentence_transformers import SentenceTransformer
@@ -52,10 +90,30 @@ class SentenceTransformerEncoder:
             hf_logging.disable_progress_bar()  # our own bars say what is being embedded
 
             try:
-                self._model = SentenceTransformer(resolve_model(self.name), device=self.device)
+                model = SentenceTransformer(resolve_model(self.model), device=self.device)
             except Exception as exc:  # noqa: BLE001 - every loader failure means the same to a user
-                raise ConfigError(f"cannot load embedding model {self.name!r}: {exc}") from exc
+                raise ConfigError(f"cannot load embedding model {self.model!r}: {exc}") from exc
+            model.eval()
+            if self.precision != "fp32":
+                self._halve(model)
+            self._model = model
         return self._model
+
+    def _halve(self, model: Any) -> None:  # noqa: ANN401
+        """Convert ``model`` to the precision asked, after checking what that does to its vectors."""
+        import torch
+
+        reference = normalize(self._encode_with(model, PROBES))
+        model.to({"fp16": torch.float16, "bf16": torch.bfloat16}[self.precision])
+        cosines = np.sum(normalize(self._encode_with(model, PROBES)) * reference, axis=1)
+        self.precision_check = {"min": round(float(cosines.min()), 6), "mean": round(float(cosines.mean()), 6)}
+        floor = MIN_COSINE if self.precision == "fp16" else BF16_FLOOR
+        if not cosines.min() >= floor:  # NaN too: fp16 overflows in some models
+            hint = "use bf16 (vectors of its own) or fp32" if self.precision == "fp16" else "use fp32"
+            raise ConfigError(
+                f"REFMATCH_PRECISION={self.precision}: {self.model!r} in {self.precision} does not give its fp32 "
+                f"vectors (cosine {cosines.min():.5f} < {floor} on probe texts); {hint}"
+            )
 
     @property
     def dim(self) -> int:
@@ -69,6 +127,8 @@ class SentenceTransformerEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._load()
+        if self.pipeline:
+            return normalize(self._encode_with(model, texts))
         vectors = model.encode(
             list(texts),
             batch_size=self.batch_size,
@@ -77,3 +137,31 @@ class SentenceTransformerEncoder:
             show_progress_bar=False,
         )
         return normalize(vectors)
+
+    def _encode_with(self, model: Any, texts: Sequence[str]) -> np.ndarray:  # noqa: ANN401
+        """``texts`` through ``model`` by the pipeline: tokenized ahead on threads, run on the model's device."""
+        import torch
+        from tokenizers import Tokenizer
+
+        recipe = TokenRecipe.of(model)
+        if self._tokenizer is None:  # a copy of its own, configured once: safe to share between threads
+            self._tokenizer = recipe.configure(Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str()))
+        tokenizer, device = self._tokenizer, model.device
+        pin = device.type == "cuda"
+
+        def tokenize(batch: list[str]) -> dict[str, Any]:
+            tensors = {k: torch.from_numpy(v) for k, v in recipe.tokenize(tokenizer, batch).items()}
+            return {k: v.pin_memory() for k, v in tensors.items()} if pin else tensors
+
+        def run(inputs: dict[str, Any]) -> Any:  # noqa: ANN401 - a tensor on the device, not waited for
+            features = {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
+            with torch.inference_mode():
+                return model(features)["sentence_embedding"].float()
+
+        def gather(outputs: list[Any]) -> np.ndarray:
+            return torch.cat(outputs).cpu().numpy()
+
+        workers = self.workers if self.workers is not None else _tokenize_workers()
+        return embed_in_batches(
+            recipe.clean(texts), batch_size=self.batch_size, tokenize=tokenize, run=run, gather=gather, workers=workers
+        )

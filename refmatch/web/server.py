@@ -134,6 +134,9 @@ class Background:
             "REFMATCH_MODEL": self.settings.model,
             "REFMATCH_ENCODER_BACKEND": self.settings.encoder_backend,
             "REFMATCH_ENCODER_CACHE": self.settings.encoder_cache,
+            "REFMATCH_DEVICE": self.settings.device,  # the indexer embeds as the server's settings say
+            "REFMATCH_PRECISION": self.settings.precision,
+            "REFMATCH_BATCH_SIZE": str(self.settings.batch_size),
         }
         while not self.stopping.is_set():
             command = [sys.executable, "-m", "refmatch", *self.arguments()]

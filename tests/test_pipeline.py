@@ -1,0 +1,93 @@
+"""The embedding pipeline: batches by length, tokenized ahead on threads, vectors back in order."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from refmatch.embed.pipeline import TokenRecipe, embed_in_batches
+
+
+def fake_model(log: list):
+    """tokenize: each text's length; run: a 2-d vector of (length, batch number); both logged."""
+    lock = threading.Lock()
+
+    def tokenize(batch: list[str]) -> dict[str, np.ndarray]:
+        with lock:
+            log.append(("tokenize", threading.current_thread().name, len(batch)))
+        return {"input_ids": np.array([[len(t)] for t in batch], dtype=np.int64)}
+
+    def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
+        with lock:
+            log.append(("run", threading.current_thread().name, len(inputs["input_ids"])))
+            number = sum(1 for entry in log if entry[0] == "run")
+        ids = inputs["input_ids"][:, 0].astype(np.float32)
+        return np.stack([ids, np.full_like(ids, number)], axis=1)
+
+    return tokenize, run
+
+
+@pytest.mark.parametrize("workers", [0, 1, 3])
+def test_vectors_come_back_in_the_texts_order_from_batches_sorted_by_length(workers):
+    texts = ["a" * n for n in (3, 10, 1, 7, 7, 2, 9)]
+    log: list = []
+    tokenize, run = fake_model(log)
+    vectors = embed_in_batches(texts, batch_size=3, tokenize=tokenize, run=run, gather=np.concatenate, workers=workers)
+    assert vectors[:, 0].tolist() == [3, 10, 1, 7, 7, 2, 9]  # each text's own row
+    assert vectors[:, 1].tolist() == [2, 1, 3, 1, 2, 2, 1]  # longest first: 10, 9, 7 | 7, 3, 2 | 1
+    runs = [entry for entry in log if entry[0] == "run"]
+    assert [n for _, _, n in runs] == [3, 3, 1] and {name for _, name, _ in runs} == {"MainThread"}
+    tokenizers = {name for kind, name, _ in log if kind == "tokenize"}
+    assert tokenizers == ({"MainThread"} if workers == 0 else {n for n in tokenizers if "tokenize" in n})
+
+
+def test_tokenizing_runs_ahead_of_the_model_but_only_so_far():
+    log: list = []
+    tokenize, run = fake_model(log)
+    embed_in_batches(["x"] * 40, batch_size=1, tokenize=tokenize, run=run, gather=np.concatenate, workers=2, ahead=3)
+    first_run = next(i for i, entry in enumerate(log) if entry[0] == "run")
+    assert first_run >= 1  # the first batch was tokenized before the model ran it
+    for i, entry in enumerate(log):
+        if entry[0] == "run":
+            done = sum(1 for e in log[:i] if e[0] == "tokenize")
+            started = sum(1 for e in log[:i] if e[0] == "run")
+            assert done - started <= 2 * 3 + 1  # never more than workers * ahead waiting (+ the next)
+
+
+def test_an_error_while_tokenizing_is_raised_here_and_nothing_more_runs():
+    ran: list[int] = []
+
+    def tokenize(batch: list[str]) -> dict[str, np.ndarray]:
+        if "bad" in batch:
+            raise ValueError("cannot tokenize 'bad'")
+        return {"input_ids": np.zeros((len(batch), 1), dtype=np.int64)}
+
+    def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
+        ran.append(len(inputs["input_ids"]))
+        return np.zeros((len(inputs["input_ids"]), 2), dtype=np.float32)
+
+    texts = ["longest text of all", "bad", "ok", "ok"]
+    with pytest.raises(ValueError, match="cannot tokenize 'bad'"):
+        embed_in_batches(texts, batch_size=1, tokenize=tokenize, run=run, gather=np.concatenate, workers=2)
+    assert ran == [1]  # the longest ran; after 'bad' failed, nothing else did
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        embed_in_batches(texts, batch_size=0, tokenize=tokenize, run=run, gather=np.concatenate)
+
+
+def test_the_recipe_cleans_and_tokenizes_as_the_model_expects():
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+
+    vocab = {"[PAD]": 0, "[UNK]": 1, "hello": 2, "world": 3, "again": 4}
+    recipe = TokenRecipe(("input_ids", "attention_mask"), max_tokens=2, pad_id=0, pad_token="[PAD]", lower_case=True)
+    tokenizer = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = Whitespace()
+    recipe.configure(tokenizer)
+    batch = recipe.tokenize(tokenizer, recipe.clean(["  Hello World again ", "HELLO"]))
+    assert set(batch) == {"input_ids", "attention_mask"}  # only the model's inputs
+    assert batch["input_ids"].tolist() == [[2, 3], [2, 0]]  # lower-cased, truncated to 2, padded
+    assert batch["attention_mask"].tolist() == [[1, 1], [1, 0]]
+    assert TokenRecipe.from_meta(recipe.meta()) == recipe
