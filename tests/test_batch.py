@@ -565,6 +565,23 @@ def test_index_builds_embed_on_ray_actors_to_the_same_vectors(world, ray_executo
     assert all(report.total > 0 for report in reports)
 
 
+@pytest.mark.e2e
+def test_the_real_model_gives_the_same_bytes_on_ray_actors(ray_executor):
+    import csv
+    from importlib import resources
+
+    from refmatch.embed.st import SentenceTransformerEncoder
+
+    with (resources.files("refmatch") / "demo_data" / "needs.csv").open(encoding="utf-8") as f:
+        texts = [r["need"] for r in csv.DictReader(f)][:256]  # one call of embed_texts' size
+    encoder = SentenceTransformerEncoder()
+    with ray_executor.embedding(encoder) as pool:
+        got = pool.encode(texts)
+    assert encoder._model is None  # the actors loaded their own copies; this process none
+    want = encoder.encode(texts)
+    assert got.shape == want.shape and got.tobytes() == want.tobytes()  # the same batches, the same padding
+
+
 def test_a_run_on_ray_builds_its_stale_indexes_on_the_actors(world, tmp_path, ray_executor):
     extra = account("P7", stage="prospect", profile="cold chain pharmaceutical distribution")
     world.import_file("accounts", write_csv(tmp_path / "p7.csv", [extra]))

@@ -158,14 +158,17 @@ class _EmbedWorker:
 class RayEncoder:
     """An Encoder whose texts are embedded by a pool of Ray actors, each holding a copy of ``encoder``.
 
-    A batch is cut into ``chunk``-text pieces sent round-robin to the actors, and the
-    vectors come back in order: ``embed_texts`` (the cache, written by the driver) and the
-    index builds use it like any encoder. The actors start on first use; ``close`` ends them.
+    A batch is sorted by length as the encoder itself would sort it and cut into pieces of
+    the encoder's own batch size, sent round-robin to the actors: each actor runs exactly a
+    batch the encoder would have run here, with the same padding. The vectors come back in
+    order: ``embed_texts`` (the cache, written by the driver) and the index builds use it like
+    any encoder. The actors start on first use; ``close`` ends them.
     """
 
-    def __init__(self, ray: Any, encoder: Encoder, workers: int, gpus_per_worker: float, chunk: int = 64) -> None:
+    def __init__(self, ray: Any, encoder: Encoder, workers: int, gpus_per_worker: float) -> None:
         self.name = encoder.name
-        self._ray, self._encoder, self._workers, self._gpus, self.chunk = ray, encoder, workers, gpus_per_worker, chunk
+        self.chunk = max(1, int(getattr(encoder, "batch_size", 64)))
+        self._ray, self._encoder, self._workers, self._gpus = ray, encoder, workers, gpus_per_worker
         self._actors: list[Any] = []
         self._dim: int | None = None
 
@@ -186,10 +189,13 @@ class RayEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         actors = self._pool()
-        size = max(1, min(self.chunk, -(-len(texts) // len(actors))))  # every actor busy on a small batch
-        pieces = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
-        refs = [actors[n % len(actors)].encode.remote(piece) for n, piece in enumerate(pieces)]
-        return np.concatenate(self._ray.get(refs)).astype(np.float32, copy=False)
+        order = np.argsort([-len(t) for t in texts])  # sentence-transformers' own order: longest first
+        pieces = [order[i : i + self.chunk] for i in range(0, len(order), self.chunk)]
+        refs = [actors[n % len(actors)].encode.remote([texts[i] for i in piece]) for n, piece in enumerate(pieces)]
+        vectors = np.concatenate(self._ray.get(refs)).astype(np.float32, copy=False)
+        out = np.empty_like(vectors)
+        out[order] = vectors
+        return out
 
     def close(self) -> None:
         for actor in self._actors:
