@@ -573,12 +573,13 @@ def test_the_real_model_gives_the_same_bytes_on_ray_actors(ray_executor):
     from refmatch.embed.st import SentenceTransformerEncoder
 
     with (resources.files("refmatch") / "demo_data" / "needs.csv").open(encoding="utf-8") as f:
-        texts = [r["need"] for r in csv.DictReader(f)][:256]  # one call of embed_texts' size
+        texts = [r["need"] for r in csv.DictReader(f)][:600]
     encoder = SentenceTransformerEncoder()
     with ray_executor.embedding(encoder) as pool:
-        got = pool.encode(texts)
+        assert (pool.chunk, pool.texts_per_call) == (256, 256 * 2 * 2)  # two calls in hand per actor
+        got = pool.encode(texts)  # three pieces over two actors
     assert encoder._model is None  # the actors loaded their own copies; this process none
-    want = encoder.encode(texts)
+    want = np.concatenate([encoder.encode(texts[i : i + 256]) for i in range(0, 600, 256)])  # as embed_texts calls
     assert got.shape == want.shape and got.tobytes() == want.tobytes()  # the same batches, the same padding
 
 

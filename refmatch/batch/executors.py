@@ -31,7 +31,7 @@ import numpy as np
 
 from refmatch.config import Settings
 from refmatch.domain.errors import ConfigError, InvalidInput
-from refmatch.embed.base import Encoder
+from refmatch.embed.base import Encoder, texts_per_call
 from refmatch.index.files import IndexBlob, load_blob
 from refmatch.index.threads import search_threads, set_search_threads
 from refmatch.match import Indexes
@@ -158,16 +158,18 @@ class _EmbedWorker:
 class RayEncoder:
     """An Encoder whose texts are embedded by a pool of Ray actors, each holding a copy of ``encoder``.
 
-    A batch is sorted by length as the encoder itself would sort it and cut into pieces of
-    the encoder's own batch size, sent round-robin to the actors: each actor runs exactly a
-    batch the encoder would have run here, with the same padding. The vectors come back in
+    It asks for two calls' worth of texts per actor at once (``texts_per_call``), cuts them,
+    in order, into pieces of what the encoder itself takes in one call, and sends those
+    round-robin: each actor makes exactly the calls the encoder would have made here, so it
+    sorts and pads the same batches and the vectors are the same bytes. They come back in
     order: ``embed_texts`` (the cache, written by the driver) and the index builds use it like
     any encoder. The actors start on first use; ``close`` ends them.
     """
 
     def __init__(self, ray: Any, encoder: Encoder, workers: int, gpus_per_worker: float) -> None:
         self.name = encoder.name
-        self.chunk = max(1, int(getattr(encoder, "batch_size", 64)))
+        self.chunk = texts_per_call(encoder)
+        self.texts_per_call = self.chunk * workers * 2  # every actor busy, with its next piece waiting
         self._ray, self._encoder, self._workers, self._gpus = ray, encoder, workers, gpus_per_worker
         self._actors: list[Any] = []
         self._dim: int | None = None
@@ -189,13 +191,9 @@ class RayEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         actors = self._pool()
-        order = np.argsort([-len(t) for t in texts])  # sentence-transformers' own order: longest first
-        pieces = [order[i : i + self.chunk] for i in range(0, len(order), self.chunk)]
-        refs = [actors[n % len(actors)].encode.remote([texts[i] for i in piece]) for n, piece in enumerate(pieces)]
-        vectors = np.concatenate(self._ray.get(refs)).astype(np.float32, copy=False)
-        out = np.empty_like(vectors)
-        out[order] = vectors
-        return out
+        pieces = [list(texts[i : i + self.chunk]) for i in range(0, len(texts), self.chunk)]
+        refs = [actors[n % len(actors)].encode.remote(piece) for n, piece in enumerate(pieces)]
+        return np.concatenate(self._ray.get(refs)).astype(np.float32, copy=False)
 
     def close(self) -> None:
         for actor in self._actors:

@@ -21,6 +21,15 @@ PROBES = (
 )
 
 
+TEXTS_PER_CALL = 256  # texts an index build hands an encoder at once (and commits to the cache together)
+
+
+def texts_per_call(encoder: object) -> int:
+    """How many texts to hand ``encoder`` in one ``encode``: 256, unless it says (``texts_per_call``)
+    that it needs more in hand to keep busy: a GPU pipeline tokenizing batches ahead, a pool of actors."""
+    return max(1, int(getattr(encoder, "texts_per_call", TEXTS_PER_CALL)))
+
+
 class Encoder(Protocol):
     name: str
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from refmatch.embed.base import Encoder
+from refmatch.embed.base import Encoder, texts_per_call
 from refmatch.store.repo import now_iso, text_hash
 
 Progress = Callable[[int], None]
@@ -32,14 +32,16 @@ def embed_texts(
     encoder: Encoder,
     texts: Sequence[str],
     *,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     progress: Progress | None = None,
 ) -> tuple[np.ndarray, int]:
     """Vectors for ``texts`` in order, and how many had to be embedded (cache misses).
 
-    New vectors are written in one transaction per batch, so an interrupted run keeps
-    what it has paid for.
+    The encoder is handed ``batch_size`` texts at a time (default: ``texts_per_call``, what
+    it asks for), and their vectors are written in one transaction per call, so an
+    interrupted run keeps what it has paid for.
     """
+    batch_size = batch_size or texts_per_call(encoder)
     hashes = [text_hash(t) for t in texts]
     found = cached_vectors(conn, encoder.name, hashes)
     missing: dict[str, str] = {}

@@ -20,7 +20,7 @@ import numpy as np
 
 from refmatch.config import PRECISIONS
 from refmatch.domain.errors import ConfigError
-from refmatch.embed.base import MIN_COSINE, PROBES, encoder_name, normalize
+from refmatch.embed.base import MIN_COSINE, PROBES, TEXTS_PER_CALL, encoder_name, normalize
 from refmatch.embed.pipeline import TokenRecipe, embed_in_batches
 
 _PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
@@ -76,6 +76,11 @@ class SentenceTransformerEncoder:
         self._model: Any = None
         self._tokenizer: Any = None
         self._dim: int | None = None
+
+    @property
+    def texts_per_call(self) -> int:
+        """Through the pipeline, 16 batches at a time: the tokenizing threads stay ahead of the model."""
+        return self.batch_size * 16 if self.pipeline else TEXTS_PER_CALL
 
     def __getstate__(self) -> dict:
         """Pickled (to a worker process) as its recipe: the copy loads its own model."""
