@@ -91,3 +91,22 @@ def test_the_recipe_cleans_and_tokenizes_as_the_model_expects():
     assert batch["input_ids"].tolist() == [[2, 3], [2, 0]]  # lower-cased, truncated to 2, padded
     assert batch["attention_mask"].tolist() == [[1, 1], [1, 0]]
     assert TokenRecipe.from_meta(recipe.meta()) == recipe
+
+
+def test_a_model_without_a_fast_tokenizer_is_embedded_by_its_own_encode():
+    from refmatch.embed.st import SentenceTransformerEncoder
+
+    class SlowTokenizerModel:  # what sentence-transformers gives for a model with a Python-only tokenizer
+        tokenizer = object()
+        calls: list = []
+
+        def encode(self, texts, **kwargs):
+            self.calls.append((len(texts), kwargs["batch_size"]))
+            return np.ones((len(texts), 4), dtype=np.float64)
+
+    model = SlowTokenizerModel()
+    encoder = SentenceTransformerEncoder(batch_size=7, pipeline=True)
+    encoder._model = model
+    vectors = encoder.encode(["a", "b", "c"])
+    assert model.calls == [(3, 7)] and vectors.dtype == np.float32
+    assert np.allclose(vectors, 0.5)  # normalised: four ones over a norm of two

@@ -145,12 +145,16 @@ class SentenceTransformerEncoder:
 
     def _encode_with(self, model: Any, texts: Sequence[str]) -> np.ndarray:  # noqa: ANN401
         """``texts`` through ``model`` by the pipeline: tokenized ahead on threads, run on the model's device."""
+        rust = getattr(model.tokenizer, "backend_tokenizer", None)
+        if rust is None:  # a model with a Python-only tokenizer: nothing to run on threads
+            kwargs = {"batch_size": self.batch_size, "convert_to_numpy": True, "show_progress_bar": False}
+            return np.asarray(model.encode(list(texts), **kwargs), dtype=np.float32)
         import torch
         from tokenizers import Tokenizer
 
         recipe = TokenRecipe.of(model)
         if self._tokenizer is None:  # a copy of its own, configured once: safe to share between threads
-            self._tokenizer = recipe.configure(Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str()))
+            self._tokenizer = recipe.configure(Tokenizer.from_str(rust.to_str()))
         tokenizer, device = self._tokenizer, model.device
         pin = device.type == "cuda"
 
