@@ -8,7 +8,8 @@
 A backend is one of torch (sentence-transformers' own encode, the reference), onnx,
 onnx-int8, or torch:pipeline / torch:fp16 / torch:bf16 (refmatch's tokenizing pipeline, in
 fp32 or half precision; what REFMATCH_DEVICE=cuda and REFMATCH_PRECISION run). --tokenize-workers
-sets the pipeline's tokenizing threads (default: the cores but one).
+sets the pipeline's tokenizing threads (default: the cores but one). --tokenize N measures the
+pipeline's tokenizing alone on 0 (inline) to N threads: what it can feed a GPU at most.
 
 Texts are the demo's real profiles and needs (refmatch/demo_data), cycled to --n, so
 lengths are what refmatch embeds. Each backend runs in a child process of its own (so
@@ -94,6 +95,34 @@ def one(args: argparse.Namespace) -> None:
     }))  # fmt: skip
 
 
+def tokenize_only(args: argparse.Namespace) -> None:
+    """The pipeline's tokenizing alone (the model's run does nothing): the most texts/s it can feed a GPU."""
+    from tokenizers import Tokenizer
+
+    from refmatch.embed.pipeline import TokenRecipe, embed_in_batches
+    from refmatch.embed.st import SentenceTransformerEncoder
+
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # as the encoder runs it: parallel by our threads only
+    model = SentenceTransformerEncoder(args.model)._load()
+    recipe = TokenRecipe.of(model)
+    tokenizer = recipe.configure(Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str()))
+    source = demo_texts()
+    texts = recipe.clean([source[i % len(source)] for i in range(args.n)])
+    for workers in sorted({0, *range(1, args.tokenize + 1)}):
+        t = time.perf_counter()
+        embed_in_batches(
+            texts,
+            batch_size=args.batch_size,
+            tokenize=lambda batch: recipe.tokenize(tokenizer, batch),
+            run=lambda inputs: np.zeros((len(inputs["input_ids"]), 1), dtype=np.float32),
+            gather=np.concatenate,
+            workers=workers,
+        )
+        seconds = time.perf_counter() - t
+        print(json.dumps({"bench": "tokenize", "workers": workers, "texts": len(texts), "batch_size": args.batch_size,
+                          "texts_per_s": round(len(texts) / seconds)}))  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -108,9 +137,14 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100, help="single-text encodes to time")
     parser.add_argument("--cache", default="", help="ONNX export cache (default: a temporary one)")
     parser.add_argument("--warm-cache", action="store_true", help="export first, so load_s is a load from the cache")
+    parser.add_argument("--tokenize", type=int, default=0, metavar="N",
+                        help="only the pipeline's tokenizing, on 0 (inline) to N threads; no model runs")  # fmt: skip
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child's backend
     parser.add_argument("--out", help=argparse.SUPPRESS)  # where the child saves its vectors
     args = parser.parse_args()
+    if args.tokenize:
+        tokenize_only(args)
+        return
     if args.one:
         one(args)
         return
