@@ -8,7 +8,7 @@ section, and a test checks the README is up to date with it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -302,6 +302,23 @@ class Settings:
         return Settings(**values)
 
 
+# what decides the vectors a process makes: a helper process (the indexer) must embed with all of them
+ENCODER_SETTINGS = ("model", "device", "encoder_backend", "encoder_cache", "precision", "batch_size")
+
+
+def settings_env(settings: Settings, names: Sequence[str]) -> dict[str, str]:
+    """``names`` of ``settings`` as the environment variables that would set them."""
+    return {_BY_NAME[name].env: str(getattr(settings, name)) for name in names}
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Defaults, then environment, then explicit overrides (None means 'not given')."""
     env = os.environ if env is None else env
@@ -322,7 +339,13 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
     settings = Settings(**values)
     if len(set(settings.stages)) != len(settings.stages) or len(settings.stages) < 2:
         raise ConfigError("REFMATCH_STAGES: need at least two distinct stages")
-    for name in ("login_max_failures", "login_window_minutes", "session_idle_minutes", "session_max_hours"):
+    for name in (
+        "login_max_failures",
+        "login_window_minutes",
+        "session_idle_minutes",
+        "session_max_hours",
+        "batch_size",
+    ):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{_BY_NAME[name].env}: must be at least 1")
     if settings.compute_threads < 0:
@@ -348,8 +371,6 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
             f"REFMATCH_PRECISION=fp16 is for a GPU (REFMATCH_DEVICE=cuda): on {settings.device} it is slower "
             "than fp32; use fp32, or bf16 on a CPU with bf16 instructions"
         )
-    if settings.batch_size < 1:
-        raise ConfigError("REFMATCH_BATCH_SIZE: must be at least 1")
     _check_notifications(settings)
     return settings
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from refmatch.config import PRECISIONS
+from refmatch.config import PRECISIONS, cores
 from refmatch.domain.errors import ConfigError
 from refmatch.embed.base import MIN_COSINE, PROBES, TEXTS_PER_CALL, encoder_name, normalize
 from refmatch.embed.pipeline import TokenRecipe, embed_in_batches
@@ -42,11 +42,7 @@ def resolve_model(name: str) -> str:
 
 def _tokenize_workers() -> int:
     """Threads tokenizing ahead of a GPU: the cores but one (the one feeding the card), 1 to 8."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores - 1))
+    return max(1, min(8, cores() - 1))
 
 
 class SentenceTransformerEncoder:
@@ -152,10 +148,10 @@ class SentenceTransformerEncoder:
         import torch
         from tokenizers import Tokenizer
 
-        recipe = TokenRecipe.of(model)
         if self._tokenizer is None:  # a copy of its own, configured once: safe to share between threads
-            self._tokenizer = recipe.configure(Tokenizer.from_str(rust.to_str()))
-        tokenizer, device = self._tokenizer, model.device
+            recipe = TokenRecipe.of(model)
+            self._tokenizer = recipe, recipe.configure(Tokenizer.from_str(rust.to_str()))
+        (recipe, tokenizer), device = self._tokenizer, model.device
         pin = device.type == "cuda"
 
         def tokenize(batch: list[str]) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from refmatch.app.runtime import limit_threads, threads_per_process
-from refmatch.config import Settings
+from refmatch.config import ENCODER_SETTINGS, Settings, settings_env
 from refmatch.domain.errors import ConfigError
 from refmatch.embed.base import Encoder
 
@@ -131,12 +131,7 @@ class Background:
             **os.environ,
             "REFMATCH_DB": str(self.settings.db),
             "REFMATCH_INDEX_DIR": str(self.settings.index_dir),
-            "REFMATCH_MODEL": self.settings.model,
-            "REFMATCH_ENCODER_BACKEND": self.settings.encoder_backend,
-            "REFMATCH_ENCODER_CACHE": self.settings.encoder_cache,
-            "REFMATCH_DEVICE": self.settings.device,  # the indexer embeds as the server's settings say
-            "REFMATCH_PRECISION": self.settings.precision,
-            "REFMATCH_BATCH_SIZE": str(self.settings.batch_size),
+            **settings_env(self.settings, ENCODER_SETTINGS),  # the indexer embeds as the server's settings say
         }
         while not self.stopping.is_set():
             command = [sys.executable, "-m", "refmatch", *self.arguments()]
