@@ -75,7 +75,14 @@ REGISTRY: tuple[Setting, ...] = (
         "vectors); or bf16 (vectors of its own, cached and indexed apart; on a CPU, fast only with bf16 "
         "instructions).",
     ),
-    Setting("batch_size", 64, "Texts per embedding batch (on a GPU, 256 or more keeps the card busy).", int),
+    Setting(
+        "batch_size",
+        0,
+        "Texts per embedding batch. 0 (automatic): 64 on a CPU; on a GPU, sized for the card when the model "
+        "loads (the most longest-possible texts, a power of two up to 1024, whose run fits in half its free "
+        "memory), halved if the card runs out of memory.",
+        int,
+    ),
     Setting(
         "stages",
         DEFAULT_STAGES,
@@ -241,7 +248,7 @@ class Settings:
     encoder_backend: str = "torch"
     encoder_cache: str = ""
     precision: str = "fp32"
-    batch_size: int = 64
+    batch_size: int = 0
     stages: tuple[str, ...] = DEFAULT_STAGES
     hnsw_threshold: int = 50_000
     default_capacity: int = 4
@@ -344,12 +351,12 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
         "login_window_minutes",
         "session_idle_minutes",
         "session_max_hours",
-        "batch_size",
     ):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{_BY_NAME[name].env}: must be at least 1")
-    if settings.compute_threads < 0:
-        raise ConfigError("REFMATCH_COMPUTE_THREADS: must be 0 (automatic) or more")
+    for name in ("compute_threads", "batch_size"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"{_BY_NAME[name].env}: must be 0 (automatic) or more")
     if settings.encoder_backend not in ENCODER_BACKENDS:
         raise ConfigError(
             f"REFMATCH_ENCODER_BACKEND: must be one of {', '.join(ENCODER_BACKENDS)}, got {settings.encoder_backend!r}"

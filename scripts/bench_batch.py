@@ -226,7 +226,12 @@ def main() -> None:
     parser.add_argument("--workdir", help="keep (and reuse) the generated database and indexes here")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="for --embed-sample")
     parser.add_argument("--embed-sample", dest="sample", type=int, default=0, help="embed N real texts on --device")
-    parser.add_argument("--batch-size", type=int, default=64, help="embedding batch size for --embed-sample")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=0,
+        help="embedding batch size for --embed-sample [0: 64 on a CPU, sized for a GPU]",
+    )
     parser.add_argument("--needs-per-seeker", type=float, default=2.0, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--phase", choices=["batch", "embed"], help=argparse.SUPPRESS)

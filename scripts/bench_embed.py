@@ -88,7 +88,8 @@ def one(args: argparse.Namespace) -> None:
         device_name = torch.cuda.get_device_name(0)
     print(json.dumps({
         "bench": "embed", "backend": args.one, "device": device_name, "threads": args.threads,
-        "batch_size": args.batch_size, "texts": len(texts), "dim": int(vectors.shape[1]), "load_s": round(load_s, 2),
+        "batch_size": encoder.batch_size, "card": getattr(encoder, "card", {}),
+        "texts": len(texts), "dim": int(vectors.shape[1]), "load_s": round(load_s, 2),
         "texts_per_s": round(len(texts) / seconds, 1), "seconds": round(seconds, 2),
         "query_p50_ms": round(statistics.median(lat), 2), "query_p99_ms": round(lat[int(0.99 * (len(lat) - 1))], 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -108,18 +109,19 @@ def tokenize_only(args: argparse.Namespace) -> None:
     tokenizer = recipe.configure(Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str()))
     source = demo_texts()
     texts = recipe.clean([source[i % len(source)] for i in range(args.n)])
+    batch_size = args.batch_size or 512  # what a card is given (no card here to size it)
     for workers in sorted({0, *range(1, args.tokenize + 1)}):
         t = time.perf_counter()
         embed_in_batches(
             texts,
-            batch_size=args.batch_size,
+            batch_size=batch_size,
             tokenize=lambda batch: recipe.tokenize(tokenizer, batch),
             run=lambda inputs: np.zeros((len(inputs["input_ids"]), 1), dtype=np.float32),
             gather=np.concatenate,
             workers=workers,
         )
         seconds = time.perf_counter() - t
-        print(json.dumps({"bench": "tokenize", "workers": workers, "texts": len(texts), "batch_size": args.batch_size,
+        print(json.dumps({"bench": "tokenize", "workers": workers, "texts": len(texts), "batch_size": batch_size,
                           "texts_per_s": round(len(texts) / seconds)}))  # fmt: skip
 
 
@@ -130,7 +132,7 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--n", type=int, default=2000, help="texts to embed in the throughput run")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=0, help="texts per batch [0: 64 on a CPU, sized for a GPU]")
     parser.add_argument("--threads", type=int, default=2, help="threads of torch and ONNX Runtime (OMP_NUM_THREADS)")
     parser.add_argument("--model", default="all-MiniLM-L6-v2", help="model name or path")
     parser.add_argument("--tokenize-workers", type=int, help="the pipeline's tokenizing threads [the cores but one]")

@@ -60,8 +60,8 @@ def test_precision_is_for_torch_on_a_gpu_and_bf16_goes_by_its_own_name():
         load_settings({"precision": "bf16", "encoder_backend": "onnx"})
     cpu_bf16 = make_encoder(load_settings({"precision": "bf16"}))
     assert (cpu_bf16.name, cpu_bf16.pipeline) == ("all-MiniLM-L6-v2+bf16", True)  # a CPU with bf16 instructions
-    with pytest.raises(ConfigError, match="REFMATCH_BATCH_SIZE: must be at least 1"):
-        load_settings({"batch_size": 0})
+    with pytest.raises(ConfigError, match=r"REFMATCH_BATCH_SIZE: must be 0 \(automatic\) or more"):
+        load_settings({"batch_size": -1})
     half = make_encoder(load_settings({"device": "cuda", "precision": "fp16", "batch_size": 512}))
     assert isinstance(half, SentenceTransformerEncoder) and half._model is None  # nothing loads (no GPU here)
     assert (half.name, half.precision, half.pipeline, half.batch_size) == ("all-MiniLM-L6-v2", "fp16", True, 512)

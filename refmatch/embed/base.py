@@ -22,6 +22,7 @@ PROBES = (
 
 
 TEXTS_PER_CALL = 256  # texts an index build hands an encoder at once (and commits to the cache together)
+CPU_BATCH = 64  # texts per batch on a CPU when the settings leave it automatic (REFMATCH_BATCH_SIZE=0)
 
 
 def texts_per_call(encoder: object) -> int:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from refmatch.domain.errors import ConfigError
-from refmatch.embed.base import MIN_COSINE, PROBES, encoder_name, normalize
+from refmatch.embed.base import CPU_BATCH, MIN_COSINE, PROBES, encoder_name, normalize
 from refmatch.embed.pipeline import TokenRecipe, embed_in_batches
 
 RECIPE = 1  # bump when the export below changes what it writes
@@ -182,7 +182,7 @@ class OnnxEncoder:
         model: str = "all-MiniLM-L6-v2",
         backend: str = "onnx",
         cache_dir: str | Path | None = None,
-        batch_size: int = 64,
+        batch_size: int = 0,
         threads: int | None = None,
     ):
         if backend not in ("onnx", "onnx-int8"):
@@ -191,7 +191,7 @@ class OnnxEncoder:
         self.backend = backend
         self.name = encoder_name(model, backend)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-        self.batch_size = batch_size
+        self.batch_size = batch_size or CPU_BATCH
         self.threads = threads
         self.folder: Path | None = None
         self.meta: dict[str, Any] = {}

@@ -23,6 +23,21 @@ import numpy as np
 
 Batch = dict[str, np.ndarray]
 
+CARD_BATCH_MAX = 1024  # past this a card gains little, and one batch holds more of its memory
+CARD_SHARE = 0.5  # of a card's free memory for one batch's run: room for other processes, actors sharing it
+
+
+def card_batch_size(
+    per_text_bytes: float, free_bytes: int, *, share: float = CARD_SHARE, most: int = CARD_BATCH_MAX
+) -> int:
+    """The batch size for a card: the largest power of two, from 1 up to ``most``, whose batch of
+    the longest texts (``per_text_bytes`` each while the model runs) fits in ``share`` of ``free_bytes``."""
+    room = free_bytes * share
+    size = 1
+    while size * 2 <= most and size * 2 * per_text_bytes <= room:
+        size *= 2
+    return size
+
 
 @dataclass(frozen=True)
 class TokenRecipe:

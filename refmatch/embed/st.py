@@ -7,6 +7,8 @@ On a GPU (``device`` cuda) texts go through ``refmatch.embed.pipeline`` instead 
 sentence-transformers' ``encode``: tokenized on worker threads ahead of the card, and in half
 precision if asked. fp16 must give the fp32 vectors (checked on probe texts when the model
 loads) and so shares their cache and indexes; bf16 moves them, so it goes by its own name.
+Unless the settings name a batch size, batches are sized for the card when the model loads
+(``card_batch_size``), and halved if it runs out of memory all the same.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import numpy as np
 
 from refmatch.config import PRECISIONS, cores
 from refmatch.domain.errors import ConfigError
-from refmatch.embed.base import MIN_COSINE, PROBES, TEXTS_PER_CALL, encoder_name, normalize
-from refmatch.embed.pipeline import TokenRecipe, embed_in_batches
+from refmatch.embed.base import CPU_BATCH, MIN_COSINE, PROBES, TEXTS_PER_CALL, encoder_name, normalize
+from refmatch.embed.pipeline import CARD_BATCH_MAX, TokenRecipe, card_batch_size, embed_in_batches
 
 _PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 BF16_FLOOR = 0.99  # bf16 has vectors of its own, but a model this far from its fp32 self is broken
+SIZING_BATCH = 32  # longest-possible texts run once, to measure what each holds of the card's memory
 
 
 def resolve_model(name: str) -> str:
@@ -47,13 +50,14 @@ def _tokenize_workers() -> int:
 
 class SentenceTransformerEncoder:
     """``pipeline``: tokenize on worker threads ahead of the model (default: on a GPU only).
-    ``precision``: fp32, fp16 (a GPU; slow on a CPU) or bf16."""
+    ``precision``: fp32, fp16 (a GPU; slow on a CPU) or bf16. ``batch_size`` 0: 64 on a CPU,
+    sized for the card on a GPU (``card``, once loaded, says what was measured)."""
 
     def __init__(
         self,
         name: str = "all-MiniLM-L6-v2",
         device: str = "cpu",
-        batch_size: int = 64,
+        batch_size: int = 0,
         *,
         precision: str = "fp32",
         pipeline: bool | None = None,
@@ -64,19 +68,25 @@ class SentenceTransformerEncoder:
         self.model = name
         self.name = encoder_name(name, "torch", precision)
         self.device = device
-        self.batch_size = batch_size
+        self.on_card = device.startswith("cuda")
+        self.requested_batch = batch_size
+        self.batch_size = batch_size or CPU_BATCH  # on a card left automatic: sized when the model loads
         self.precision = precision
-        self.pipeline = device.startswith("cuda") or precision != "fp32" if pipeline is None else pipeline
+        self.pipeline = self.on_card or precision != "fp32" if pipeline is None else pipeline
         self.workers = workers
         self.precision_check: dict[str, float] = {}  # cosine to fp32 on the probe texts, once loaded in half
+        self.card: dict[str, float] = {}  # how the batch size was chosen for the card, once loaded
         self._model: Any = None
         self._tokenizer: Any = None
         self._dim: int | None = None
 
     @property
     def texts_per_call(self) -> int:
-        """Through the pipeline, 16 batches at a time: the tokenizing threads stay ahead of the model."""
-        return self.batch_size * 16 if self.pipeline else TEXTS_PER_CALL
+        """Through the pipeline, 16 batches at a time: the tokenizing threads stay ahead of the model.
+        Known before the model loads (a pool of actors cuts its texts by it): an automatic batch on a
+        card counts as the largest it may be."""
+        batch = self.requested_batch or (CARD_BATCH_MAX if self.on_card else CPU_BATCH)
+        return batch * 16 if self.pipeline else TEXTS_PER_CALL
 
     def __getstate__(self) -> dict:
         """Pickled (to a worker process) as its recipe: the copy loads its own model."""
@@ -97,6 +107,8 @@ class SentenceTransformerEncoder:
             model.eval()
             if self.precision != "fp32":
                 self._halve(model)
+            if self.on_card and not self.requested_batch:
+                self.batch_size = self._size_for_card(model)
             self._model = model
         return self._model
 
@@ -116,6 +128,26 @@ class SentenceTransformerEncoder:
                 f"vectors (cosine {cosines.min():.5f} < {floor} on probe texts); {hint}"
             )
 
+    def _size_for_card(self, model: Any) -> int:  # noqa: ANN401
+        """The batch size for ``model``'s card: one run of longest-possible texts says what a text
+        holds of its memory at most, and ``card_batch_size`` fits a batch in what is free."""
+        import torch
+
+        device = model.device
+        longest = ["word " * int(model.max_seq_length)] * SIZING_BATCH  # truncated to the model's limit
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        self.batch_size = SIZING_BATCH
+        self._encode_with(model, longest)
+        torch.cuda.synchronize(device)
+        per_text = max(1.0, (torch.cuda.max_memory_allocated(device) - before) / SIZING_BATCH)
+        free, _total = torch.cuda.mem_get_info(device)
+        size = card_batch_size(per_text, free)
+        self.card = {"batch_size": size, "per_text_mb": round(per_text / 2**20, 3), "free_mb": round(free / 2**20)}
+        return size
+
     @property
     def dim(self) -> int:
         if self._dim is None:
@@ -129,7 +161,7 @@ class SentenceTransformerEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._load()
         if self.pipeline:
-            return normalize(self._encode_with(model, texts))
+            return normalize(self._fitting(model, texts))
         vectors = model.encode(
             list(texts),
             batch_size=self.batch_size,
@@ -138,6 +170,22 @@ class SentenceTransformerEncoder:
             show_progress_bar=False,
         )
         return normalize(vectors)
+
+    def _fitting(self, model: Any, texts: Sequence[str]) -> np.ndarray:  # noqa: ANN401
+        """``_encode_with``, with the batch halved each time the card runs out of memory
+        (another process took some since it was sized); the smaller batch stays."""
+        import torch
+
+        while True:
+            try:
+                return self._encode_with(model, texts)
+            except torch.OutOfMemoryError as exc:
+                if self.batch_size == 1:
+                    raise ConfigError(f"the GPU ({self.device}) has no memory for even one text: {exc}") from exc
+                self.batch_size //= 2
+                self.card = {**self.card, "batch_size": self.batch_size, "halved": self.card.get("halved", 0) + 1}
+                if self.on_card:
+                    torch.cuda.empty_cache()
 
     def _encode_with(self, model: Any, texts: Sequence[str]) -> np.ndarray:  # noqa: ANN401
         """``texts`` through ``model`` by the pipeline: tokenized ahead on threads, run on the model's device."""
