@@ -11,7 +11,9 @@ already used. Embeddings are cached (the setup builds the indexes), so the batch
 embed stage only checks that the indexes are fresh; ``--embed-sample N`` measures
 what embedding costs on ``--device`` by embedding N real texts with the real model
 (refmatch.embed.st.SentenceTransformerEncoder). The batch and the sample each run in a
-fresh process, so their peak RSS is their own. Prints JSON lines.
+fresh process, so their peak RSS is their own; the batch's total line adds the peak PSS of its
+whole process tree (``tree_peak_pss_mb``: with ``--executor ray``, Ray's daemons and actors too).
+Prints JSON lines.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -132,6 +135,63 @@ def current_rss_mb() -> float:
         return float("nan")
 
 
+class TreeMemory:
+    """Peak memory of this process and every process it started (Ray's daemons and actors are
+    its descendants when it starts a local Ray), as the sum of their PSS: shared pages, Ray's
+    object store among them, count once. Sampled every ``every`` seconds on a thread (Linux)."""
+
+    def __init__(self, every: float = 0.2) -> None:
+        self.every, self.peak_mb, self.most_processes = every, 0.0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-tree-memory", daemon=True)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            self.sample()
+            if self._stop.wait(self.every):
+                self.sample()
+                return
+
+    def sample(self) -> None:
+        tree = self.tree()
+        total = sum(self.pss_kb(pid) for pid in tree) / 1024
+        self.peak_mb, self.most_processes = max(self.peak_mb, total), max(self.most_processes, len(tree))
+
+    @staticmethod
+    def tree() -> list[int]:
+        children: dict[int, list[int]] = {}
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    with open(f"/proc/{entry.name}/stat") as fh:
+                        ppid = int(fh.read().rpartition(")")[2].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue  # gone meanwhile
+                children.setdefault(ppid, []).append(int(entry.name))
+        found, todo = [], [os.getpid()]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo += children.get(pid, [])
+        return found
+
+    @staticmethod
+    def pss_kb(pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as fh:
+                return next((int(line.split()[1]) for line in fh if line.startswith("Pss:")), 0)
+        except (OSError, ValueError):
+            return 0
+
+
 def batch_phase(args) -> None:
     """Fresh process: one batch run; a JSON line per stage and one for the whole run."""
     from refmatch.batch import BatchParams, Hooks, run_batch
@@ -163,17 +223,19 @@ def batch_phase(args) -> None:
     from refmatch.batch.executors import executor_for
 
     t0 = time.perf_counter()
-    executor = executor_for(args.executor, workers=args.workers)  # Ray's start-up counts: a user waits for it too
-    try:
-        run = run_batch(service, params, hooks=Hooks(on_stage=on_stage), executor=executor)
-    finally:
-        executor.close()
+    with TreeMemory() as tree:
+        executor = executor_for(args.executor, workers=args.workers)  # Ray's start-up counts: a user waits for it
+        try:
+            run = run_batch(service, params, hooks=Hooks(on_stage=on_stage), executor=executor)
+        finally:
+            executor.close()
     wall = time.perf_counter() - t0
     report = run.report or {}
     print(json.dumps({
         "phase": "batch", "stage": "total", "seekers": run.seekers, "advocates": args.advocates,
         "mode": params.mode, "k": args.k, "depth": args.depth, "executor": args.executor, "seconds": round(wall, 1),
         "seekers_per_s": round(run.seekers / wall, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
+        "tree_peak_pss_mb": round(tree.peak_mb, 1), "tree_processes": tree.most_processes,
         "coverage": report.get("coverage"), "coverable": report.get("coverable"), "compared": report.get("compared"),
         "score": report.get("score"),
         "top10_share": report.get("advocates", {}).get("top10_share"),
