@@ -16,7 +16,10 @@ Why an actor pool and not Ray Data's ``map_batches``: the work here is a short l
 partitions whose inputs the driver already holds, not a dataset to stream from storage.
 Ray Data would add pyarrow and pandas and a streaming executor to do what a pool of
 actors does here (a callable per worker that loads its state once, results as they
-come), with no more tasks read from SQLite than there are actors to take them.
+come), with no more tasks read from SQLite than there are actors to take them. Measured
+(``scripts/bench_batch.py --seekers 5000 --advocates 1000 --partition-size 500 --workers 2``,
+``--executor ray`` against the benchmark's ``--executor ray-data``, the same actors fed by
+``map_batches``): search 2.4-2.5 s against 4.7 s, 933 MB of process-tree PSS against 1,287 MB.
 """
 
 from __future__ import annotations
