@@ -520,13 +520,25 @@ def ray_executor():
     executor.close()
 
 
-def test_a_run_on_ray_exports_the_same_bytes_as_in_process(world, tmp_path, ray_executor):
-    here = run_batch(world, params(partition_size=1, out=str(tmp_path / "here.csv")))
-    there = run_batch(world, params(partition_size=1, out=str(tmp_path / "there.csv")), executor=ray_executor)
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},  # the coverage-first assignment
+        {"greedy": True, "k": 2},  # each seeker's own top k
+        {"objective": "score"},  # the assignment for the best total score
+        {"k": 1, "depth": 3},  # few candidates a seeker
+    ],
+    ids=["coverage", "greedy", "score", "k1-depth3"],
+)
+def test_a_run_on_ray_exports_the_same_bytes_as_in_process(world, tmp_path, ray_executor, options):
+    here = run_batch(world, params(partition_size=1, out=str(tmp_path / "here.csv"), **options))
+    there = run_batch(
+        world, params(partition_size=1, out=str(tmp_path / "there.csv"), **options), executor=ray_executor
+    )
     assert there.status == "done" and there.partitions > 2  # several partitions, spread over two actors
     here_rows, there_rows = ((tmp_path / f).read_bytes().split(b"\r\n") for f in ("here.csv", "there.csv"))
     assert [r.split(b",", 1)[-1] for r in there_rows] == [r.split(b",", 1)[-1] for r in here_rows]  # all but run_id
-    assert len(here_rows) > 5 and there_rows[1].startswith(f"{there.id},".encode())
+    assert len(here_rows) > 4 and there_rows[1].startswith(f"{there.id},".encode())
     assert results(world.conn, there.id) == results(world.conn, here.id) and there.report == here.report
 
 
