@@ -14,7 +14,7 @@ from refmatch.batch.exports import write_export
 from refmatch.batch.lock import run_lock
 from refmatch.batch.partitions import PartitionCandidates, search_partition
 from refmatch.batch.seekers import at_risk_account_ids, plan, seeker_accounts
-from refmatch.domain.errors import Conflict, InvalidInput, NotFound, StaleIndex
+from refmatch.domain.errors import ConfigError, Conflict, InvalidInput, NotFound, StaleIndex
 from refmatch.embed.fake import FakeEncoder
 from refmatch.index.sync import INDEX_NAMES, load_fresh
 from refmatch.match import Indexes, load_catalog
@@ -607,7 +607,6 @@ def test_a_run_on_ray_builds_its_stale_indexes_on_the_actors(world, tmp_path, ra
 
 def test_ray_encoders_are_checked(world, ray_executor):
     from refmatch.batch.executors import RayExecutor
-    from refmatch.domain.errors import ConfigError
 
     with pytest.raises(ConfigError, match="cannot build with model 'other'"):
         with ray_executor.embedding(FakeEncoder(name="other")) as pool:
@@ -646,3 +645,5 @@ def test_executor_choice_is_checked():
         executor_for("spark")
     with pytest.raises(InvalidInput, match="need --executor ray"):
         executor_for("in-process", address="ray://head:10001")
+    with pytest.raises(ConfigError, match="the actors would hold GPUs but embed on 'cpu'; set REFMATCH_DEVICE=cuda"):
+        executor_for("ray", gpus=1, device="cpu")  # refused before Ray starts (this test may run without Ray)

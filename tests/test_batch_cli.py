@@ -135,6 +135,8 @@ def test_a_locked_database_is_refused(run, tmp_path):
 def test_the_executor_is_chosen_on_the_command_line(run, tmp_path):
     wrong = run("batch", "-q", "--workers", "2")
     assert wrong.exit_code != 0 and "--address, --workers and --gpus-per-worker need --executor ray" in wrong.output
+    idle_gpus = run("index", "build", "-q", "--executor", "ray", "--gpus-per-worker", "1")  # refused before Ray starts
+    assert idle_gpus.exit_code == 2 and "embed on 'cpu'; set REFMATCH_DEVICE=cuda" in idle_gpus.output, idle_gpus.output
     pytest.importorskip("ray")
     here = run("batch", "-q", "--as-of", "2026-01-05", "--out", str(tmp_path / "here.jsonl"))
     there = run("batch", "-q", "--as-of", "2026-01-05", "--executor", "ray", "--workers", "2",

@@ -237,11 +237,7 @@ class RayExecutor:
 
     @contextmanager
     def embedding(self, encoder: Encoder) -> Iterator[Encoder]:
-        device = getattr(encoder, "device", "cpu")
-        if self.gpus_per_worker and not str(device).startswith("cuda"):
-            raise ConfigError(
-                f"--gpus-per-worker: the actors would hold GPUs but embed on {device!r}; set REFMATCH_DEVICE=cuda"
-            )
+        check_gpus(self.gpus_per_worker, str(getattr(encoder, "device", "cpu")))
         pool = RayEncoder(self._ray, encoder, self.workers, self.gpus_per_worker)
         try:
             yield pool
@@ -278,12 +274,25 @@ class RayExecutor:
             self._ray.shutdown()
 
 
-def executor_for(name: str, *, address: str | None = None, workers: int | None = None, gpus: float = 0.0) -> Executor:
-    """The executor called ``name``; ``address``, ``workers`` and ``gpus`` are Ray's."""
+def check_gpus(gpus_per_worker: float, device: str) -> None:
+    """Actors that ask for GPUs must embed on one: else they would hold cards they never use."""
+    if gpus_per_worker and not device.startswith("cuda"):
+        raise ConfigError(
+            f"--gpus-per-worker: the actors would hold GPUs but embed on {device!r}; set REFMATCH_DEVICE=cuda"
+        )
+
+
+def executor_for(
+    name: str, *, address: str | None = None, workers: int | None = None, gpus: float = 0.0, device: str | None = None
+) -> Executor:
+    """The executor called ``name``; ``address``, ``workers`` and ``gpus`` are Ray's. ``device``, where
+    known (the settings'), is checked against ``gpus`` before Ray starts."""
     if name == "in-process":
         if address or workers or gpus:
             raise InvalidInput("executor: --address, --workers and --gpus-per-worker need --executor ray")
         return InProcess()
     if name == "ray":
+        if device is not None:
+            check_gpus(gpus, device)
         return RayExecutor(address=address, workers=workers, gpus_per_worker=gpus)
     raise InvalidInput(f"executor: must be one of {', '.join(EXECUTORS)}, got {name!r}")

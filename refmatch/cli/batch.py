@@ -64,7 +64,7 @@ def batch(service: Service, resume_id: int | None, out: str | None, quiet: bool,
     from refmatch.batch import Hooks
 
     hooks = Hooks(progress=_bars(not quiet), on_stage=None if quiet else lambda e: click.echo(e.line(), err=True))
-    executor = executor_from(opts)
+    executor = executor_from(opts, service.settings.device)
     try:
         run = _run_or_resume(service, resume_id, out, hooks, executor, opts)
     finally:

@@ -177,9 +177,15 @@ def executor_options(func: Callable) -> Callable:
     return func
 
 
-def executor_from(opts: dict[str, Any]) -> Any:  # noqa: ANN401 - an Executor, imported lazily (Ray is optional)
+def executor_from(opts: dict[str, Any], device: str) -> Any:  # noqa: ANN401 - an Executor, imported lazily
+    """The executor the options ask for; ``device``, the settings', is checked against --gpus-per-worker
+    before Ray starts."""
     from refmatch.batch.executors import executor_for
 
     return executor_for(
-        opts.pop("executor"), address=opts.pop("address"), workers=opts.pop("workers"), gpus=opts.pop("gpus_per_worker")
+        opts.pop("executor"),
+        address=opts.pop("address"),
+        workers=opts.pop("workers"),
+        gpus=opts.pop("gpus_per_worker"),
+        device=device,
     )

@@ -107,7 +107,7 @@ def index_build(service: Service, full: bool, quiet: bool, **opts: Any) -> None:
     def factory(name: str, _total: int) -> Callable[[int], None]:
         return make_bar(name, pending.get(name, 0))
 
-    executor = executor_from(opts)
+    executor = executor_from(opts, service.settings.device)
     try:
         with executor.embedding(service.encoder) as encoder:
             reports = service.build_indexes(full=full, progress=factory, encoder=encoder)
