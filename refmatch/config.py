@@ -7,6 +7,7 @@ section, and a test checks the README is up to date with it.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -41,6 +42,8 @@ def _bool(value: str) -> bool:
         return False
     raise ValueError(f"not a boolean: {value!r}")
 
+
+_KINDS: dict[Callable[[str], Any], str] = {int: "a whole number", float: "a number"}  # for their errors
 
 ENCODER_BACKENDS = ("torch", "onnx", "onnx-int8")
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -337,7 +340,10 @@ def load_settings(overrides: Mapping[str, Any] | None = None, env: Mapping[str, 
         try:
             values[s.name] = s.parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"{s.env}: {exc}") from None
+            kind = _KINDS.get(s.parse)
+            raise ConfigError(f"{s.env}: must be {kind}, got {raw!r}" if kind else f"{s.env}: {exc}") from None
+        if s.parse is float and not math.isfinite(values[s.name]):
+            raise ConfigError(f"{s.env}: must be a finite number, got {raw!r}")
     for key, value in (overrides or {}).items():
         if key not in _BY_NAME:
             raise ConfigError(f"unknown setting: {key}")

@@ -23,8 +23,15 @@ def test_environment_then_overrides():
 
 
 def test_bad_values_name_the_variable():
-    with pytest.raises(ConfigError, match="REFMATCH_K"):
+    with pytest.raises(ConfigError, match="^REFMATCH_K: must be a whole number, got 'many'$"):
         load_settings(env={"REFMATCH_K": "many"})
+    with pytest.raises(ConfigError, match="^REFMATCH_W_NEED: must be a number, got '1,2'$"):
+        load_settings(env={"REFMATCH_W_NEED": "1,2"})  # a decimal comma
+    for raw in ("nan", "inf", "-Infinity"):
+        with pytest.raises(ConfigError, match=f"^REFMATCH_DIVERSITY: must be a finite number, got '{raw}'$"):
+            load_settings(env={"REFMATCH_DIVERSITY": raw})
+    with pytest.raises(ConfigError, match="^REFMATCH_SECURE_COOKIES: not a boolean: 'maybe'$"):
+        load_settings(env={"REFMATCH_SECURE_COOKIES": "maybe"})
     with pytest.raises(ConfigError, match="unknown setting: colour"):
         load_settings({"colour": "red"}, env={})
 
