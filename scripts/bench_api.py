@@ -163,14 +163,18 @@ def wait_ready(port: int, proc: subprocess.Popen, folder: Path, workers: int, ti
 
 
 def family(pid: int) -> list[int]:
-    """The server process, its workers (``--workers`` forks them) and its indexer (a thread starts it)."""
-    children: list[str] = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            children += (task / "children").read_text().split()
-    except OSError:
-        pass
-    return [pid, *map(int, children)]
+    """A process and all its descendants, itself first: the server, its workers (``--workers`` forks
+    them) and its indexer (a thread starts it); a batch run's local Ray, its daemons and actors."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop(0)
+        found.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += map(int, (task / "children").read_text().split())
+        except OSError:
+            pass  # gone meanwhile
+    return found
 
 
 def _family_kb(pid: int, name: str, field: str) -> float | None:

@@ -33,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+from bench_api import family, pss_mb  # noqa: E402
 from bench_match import INDUSTRIES, SyntheticEncoder, peak_rss_mb  # noqa: E402
 
 from refmatch.app.service import Service  # noqa: E402
@@ -161,35 +162,9 @@ class TreeMemory:
                 return
 
     def sample(self) -> None:
-        tree = self.tree()
-        total = sum(self.pss_kb(pid) for pid in tree) / 1024
-        self.peak_mb, self.most_processes = max(self.peak_mb, total), max(self.most_processes, len(tree))
-
-    @staticmethod
-    def tree() -> list[int]:
-        children: dict[int, list[int]] = {}
-        for entry in os.scandir("/proc"):
-            if entry.name.isdigit():
-                try:
-                    with open(f"/proc/{entry.name}/stat") as fh:
-                        ppid = int(fh.read().rpartition(")")[2].split()[1])
-                except (OSError, ValueError, IndexError):
-                    continue  # gone meanwhile
-                children.setdefault(ppid, []).append(int(entry.name))
-        found, todo = [], [os.getpid()]
-        while todo:
-            pid = todo.pop()
-            found.append(pid)
-            todo += children.get(pid, [])
-        return found
-
-    @staticmethod
-    def pss_kb(pid: int) -> int:
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as fh:
-                return next((int(line.split()[1]) for line in fh if line.startswith("Pss:")), 0)
-        except (OSError, ValueError):
-            return 0
+        me = os.getpid()
+        self.peak_mb = max(self.peak_mb, pss_mb(me) or 0.0)
+        self.most_processes = max(self.most_processes, len(family(me)))
 
 
 def need_ray_data() -> None:

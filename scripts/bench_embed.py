@@ -2,7 +2,7 @@
 """Embedding throughput and latency of the real model, per encoder backend, with each backend's cosine to torch.
 
     python scripts/bench_embed.py --n 2000 --threads 2                  # torch, onnx and onnx-int8 on the CPU
-    python scripts/bench_embed.py --device cuda --n 100000 --batch-size 512 \
+    python scripts/bench_embed.py --device cuda --n 100000 \
         --backends torch,torch:pipeline,torch:fp16,torch:bf16              # a GPU: the pipeline, half precision
 
 A backend is one of torch (sentence-transformers' own encode, the reference), onnx,
